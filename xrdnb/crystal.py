@@ -3,14 +3,10 @@
 A :class:`Crystal` holds ``B`` copies of one structure (same sites and species, each
 with its own lattice and coordinates):
 
-=================  ============  ==========================================================
-field              shape         meaning
-=================  ============  ==========================================================
-``lattice``        ``(B, 6)``    a, b, c (Å), α, β, γ (degrees)
-``frac_coords``    ``(B, N, 3)`` fractional coordinates of the N sites
-``occupancy``      ``(N, S)``    occupancy of element ``elements[s]`` on site ``n``
-``elements``       ``S``         element symbols
-=================  ============  ==========================================================
+- ``lattice`` ``(B, 6)``: a, b, c (Å), α, β, γ (degrees);
+- ``frac_coords`` ``(B, N, 3)``: fractional coordinates of the N sites;
+- ``occupancy`` ``(N, S)``: occupancy of element ``elements[s]`` on site ``n``;
+- ``elements``: the S element symbols.
 
 Partially occupied sites are one site with several non-zero occupancies.
 """

@@ -35,14 +35,21 @@ class XRDSettings:
 
     Attributes
     ----------
-    wavelength : Å (Cu Kα, pymatgen's ``"CuKa"`` = 1.54184 Å).
-    two_theta_min, two_theta_max, two_theta_step : the grid ``x_i = min + i·step``, ``x_i < max``
+    wavelength
+        Å (Cu Kα, pymatgen's ``"CuKa"`` = 1.54184 Å).
+    two_theta_min, two_theta_max, two_theta_step
+        the grid ``x_i = min + i·step``, ``x_i < max``
         (degrees); the SI's 0–90° at 0.01° gives 9000 points.
-    U, V, W : Caglioti parameters (degrees²), ``H² = U tan²θ + V tanθ + W``.
-    eta : pseudo-Voigt mixing; weights the Gaussian (SI: 0.1, i.e. 90 % Lorentzian).
-    hkl_max : keep only ``|h|,|k|,|l| <= hkl_max`` (SI: 6 for the MSE loss); ``None`` keeps all.
-    debye_waller : isotropic ``B`` (Å²) per element symbol; amplitude × ``exp(−B s²)``.
-    method : ``"dense"`` (reference), ``"fast"`` (windowed + tail series) or ``"auto"``.
+    U, V, W
+        Caglioti parameters (degrees²), ``H² = U tan²θ + V tanθ + W``.
+    eta
+        pseudo-Voigt mixing; weights the Gaussian (SI: 0.1, i.e. 90 % Lorentzian).
+    hkl_max
+        keep only ``|h|,|k|,|l| <= hkl_max`` (SI: 6 for the MSE loss); ``None`` keeps all.
+    debye_waller
+        isotropic ``B`` (Å²) per element symbol; amplitude × ``exp(−B s²)``.
+    method
+        ``"dense"`` (reference), ``"fast"`` (windowed + tail series) or ``"auto"``.
     """
 
     wavelength: float = 1.54184
@@ -185,12 +192,17 @@ def simulate_pattern(
 
     Parameters
     ----------
-    crystal : batch of ``B`` copies; gradients flow to ``lattice`` and ``frac_coords``.
-    settings : instrument and grid (defaults: SI §1.2).
-    reflections : a fixed reflection set (e.g. a superset enumerated once for an
+    crystal
+        batch of ``B`` copies; gradients flow to ``lattice`` and ``frac_coords``.
+    settings
+        instrument and grid (defaults: SI §1.2).
+    reflections
+        a fixed reflection set (e.g. a superset enumerated once for an
         optimisation); enumerated for the batch's lattices when omitted.
-    normalize : divide each pattern by its maximum (study-facts: max = 1 before any loss).
-    method : override ``settings.method``.
+    normalize
+        divide each pattern by its maximum (study-facts: max = 1 before any loss).
+    method
+        override ``settings.method``.
     """
     refl = compute_reflections(crystal, settings, reflections)
     pattern = render_pattern(refl, settings, method)

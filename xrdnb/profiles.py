@@ -80,8 +80,10 @@ def render_dense(
 
     Parameters
     ----------
-    two_theta, intensity, fwhm : ``(B, K)`` peak centres (degrees), intensities, FWHM (degrees).
-    grid : ``(P,)`` 2θ values (degrees).
+    two_theta, intensity, fwhm
+        ``(B, K)`` peak centres (degrees), intensities, FWHM (degrees).
+    grid
+        ``(P,)`` 2θ values (degrees).
 
     Returns
     -------
@@ -187,14 +189,19 @@ def render_fast(
 
     Parameters
     ----------
-    two_theta, intensity, fwhm : ``(B, K)`` peak centres (degrees), intensities, FWHM (degrees).
+    two_theta, intensity, fwhm
+        ``(B, K)`` peak centres (degrees), intensities, FWHM (degrees).
         Centres must be finite; give masked peaks zero intensity.
-    grid_start, step, n_points : the grid ``x_i = grid_start + i·step``, ``i < n_points``.
-    fwhm_max : upper bound (degrees) of every peak's FWHM; sets the window.
-    window : exact region ``|d| <= window·fwhm_max``. The Gaussian is evaluated on all of
+    grid_start, step, n_points
+        the grid ``x_i = grid_start + i·step``, ``i < n_points``.
+    fwhm_max
+        upper bound (degrees) of every peak's FWHM; sets the window.
+    window
+        exact region ``|d| <= window·fwhm_max``. The Gaussian is evaluated on all of
         it (beyond ``2·H`` it is below ``η·1.5e-5``); the Lorentzian is multiplied by the
         taper φ, which falls from 1 to 0 over the outer ``taper·fwhm_max``.
-    n_terms : terms of the tail series; by default enough for a relative error of 1e-7
+    n_terms
+        terms of the tail series; by default enough for a relative error of 1e-7
         where the series starts (ratio ``(2(window − taper))⁻²``).
 
     Returns

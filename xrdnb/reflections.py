@@ -78,11 +78,16 @@ def enumerate_reflections(
 
     Parameters
     ----------
-    lattice : ``(6,)`` or ``(B, 6)`` lattice parameters (Å, degrees).
-    g_max : radius of the reciprocal sphere (Å⁻¹), see :func:`g_max_for`.
-    margin : relative enlargement of the sphere, for lattices that will move.
-    hkl_max : keep only ``|h|, |k|, |l| <= hkl_max`` (the SI's clip for the MSE loss).
-    friedel : keep one of each Friedel pair with weight 2 (exact for real form factors).
+    lattice
+        ``(6,)`` or ``(B, 6)`` lattice parameters (Å, degrees).
+    g_max
+        radius of the reciprocal sphere (Å⁻¹), see :func:`g_max_for`.
+    margin
+        relative enlargement of the sphere, for lattices that will move.
+    hkl_max
+        keep only ``|h|, |k|, |l| <= hkl_max`` (the SI's clip for the MSE loss).
+    friedel
+        keep one of each Friedel pair with weight 2 (exact for real form factors).
 
     Examples
     --------

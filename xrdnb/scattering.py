@@ -88,8 +88,10 @@ def atomic_form_factors(s2: torch.Tensor, z: torch.Tensor, coeffs: torch.Tensor,
 
     Parameters
     ----------
-    s2 : ``(..., K)`` values of ``s² = (sinθ/λ)²`` (Å⁻²).
-    z, coeffs, b_factor : ``(S,)``, ``(S, M, 2)``, ``(S,)`` from :func:`form_factor_table`.
+    s2
+        ``(..., K)`` values of ``s² = (sinθ/λ)²`` (Å⁻²).
+    z, coeffs, b_factor
+        ``(S,)``, ``(S, M, 2)``, ``(S,)`` from :func:`form_factor_table`.
 
     Returns
     -------
@@ -113,10 +115,14 @@ def structure_factor_intensity(
 
     Parameters
     ----------
-    frac_coords : ``(B, N, 3)`` fractional coordinates of the sites.
-    hkl : ``(K, 3)`` Miller indices.
-    occupancy : ``(N, S)`` occupancy of element ``e`` on site ``n`` (0 where absent).
-    form_factors : ``(B, S, K)`` from :func:`atomic_form_factors`.
+    frac_coords
+        ``(B, N, 3)`` fractional coordinates of the sites.
+    hkl
+        ``(K, 3)`` Miller indices.
+    occupancy
+        ``(N, S)`` occupancy of element ``e`` on site ``n`` (0 where absent).
+    form_factors
+        ``(B, S, K)`` from :func:`atomic_form_factors`.
     """
     h = hkl.to(dtype=frac_coords.dtype, device=frac_coords.device)
     phase = (2.0 * math.pi) * torch.einsum("bni,ki->bnk", frac_coords, h)  # (B, N, K)

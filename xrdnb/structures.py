@@ -83,7 +83,7 @@ def check_structure(structure: Structure, source: str = "structure") -> Structur
             symbol = getattr(sp, "symbol", str(sp))
             if not has_scattering_factors(symbol):
                 raise StructureError(
-                    f"{source}: site {i} ({site.species_string} at {tuple(round(x, 4) for x in site.frac_coords)}) "
+                    f"{source}: site {i} ({site.species_string} at {tuple(round(float(x), 4) for x in site.frac_coords)}) "
                     f"has element {symbol!r} with no X-ray scattering factors"
                 )
     return structure

@@ -1,0 +1,41 @@
+# xrdnb: build the book and run the tests.
+#
+#   make book                  execute every chapter (profile "book") and build _build/html
+#   make book PROFILE=smoke    the same with the quick "smoke" parameters
+#   make test                  run the test suite
+#   make benchmark             run every benchmarks/*.py
+#   make clean                 remove _build
+#
+# The first target that needs it creates .venv and installs the package with all extras.
+
+PYTHON ?= python3
+PROFILE ?= book
+BOOK_ARGS ?=
+VENV = .venv
+VPY = $(VENV)/bin/python
+
+.PHONY: all book test benchmark clean
+
+all: book
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --upgrade pip
+	$(VENV)/bin/pip install -e '.[study,book,test]'
+	touch $@
+
+test: $(VENV)/.installed
+	$(VPY) -m pytest -q
+
+book: $(VENV)/.installed
+	$(VPY) tools/build_book.py --profile $(PROFILE) $(BOOK_ARGS)
+
+benchmark: $(VENV)/.installed
+	@for f in benchmarks/*.py; do \
+		[ -e "$$f" ] || continue; \
+		echo "== $$f"; \
+		$(VPY) "$$f" || exit 1; \
+	done
+
+clean:
+	rm -rf _build

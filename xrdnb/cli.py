@@ -1,0 +1,122 @@
+"""Command line: ``xrdnb peaks`` and ``xrdnb pattern``.
+
+Every command takes many structures (CIF paths or benchmark names). A structure that
+cannot be used gives one line on stderr naming it and the problem; the others are still
+processed, and the exit code is 2 if any failed.
+
+Examples::
+
+    xrdnb peaks BPO4 my.cif --wavelength MoKa
+    xrdnb pattern data/*.cif --out patterns/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+EXIT_BAD_INPUT = 2
+
+
+def _wavelength(text: str) -> float:
+    from pymatgen.analysis.diffraction.xrd import WAVELENGTHS
+
+    if text in WAVELENGTHS:
+        return float(WAVELENGTHS[text])
+    try:
+        value = float(text)
+    except ValueError:
+        names = ", ".join(WAVELENGTHS)
+        raise argparse.ArgumentTypeError(f"not a wavelength in Å nor one of {names}: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"wavelength must be positive, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xrdnb", description="Differentiable powder XRD (Segal et al. 2026, SI §1.2).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p):
+        p.add_argument("structures", nargs="+", metavar="CIF", help="CIF files or benchmark names (e.g. BPO4)")
+        p.add_argument("--wavelength", type=_wavelength, default=1.54184, help="Å, or a name such as CuKa, MoKa (default CuKa 1.54184)")
+        p.add_argument("--two-theta-max", type=float, default=90.0, help="upper end of 2θ in degrees (default 90)")
+        p.add_argument("--out", type=Path, help="folder for one CSV per structure")
+
+    peaks = sub.add_parser("peaks", help="list reflections merged as pymatgen does (h k l, 2θ, d, intensities)")
+    common(peaks)
+    peaks.set_defaults(run=_run_peaks)
+
+    pattern = sub.add_parser("pattern", help="write the pseudo-Voigt pattern (two_theta, intensity) as CSV")
+    common(pattern)
+    pattern.add_argument("--two-theta-step", type=float, default=0.01, help="grid step in degrees (default 0.01)")
+    pattern.add_argument("--method", choices=["auto", "dense", "fast"], default="auto", help="renderer (default auto)")
+    pattern.set_defaults(run=_run_pattern)
+    return parser
+
+
+def _label(source: str) -> str:
+    return Path(source).stem
+
+
+def _settings(args, **extra):
+    from .pattern import XRDSettings
+
+    return XRDSettings(wavelength=args.wavelength, two_theta_max=args.two_theta_max, **extra)
+
+
+def _crystal(source: str):
+    from .crystal import crystal_from_structure
+    from .structures import load_structure
+
+    return crystal_from_structure(load_structure(source))
+
+
+def _run_peaks(args, source: str) -> None:
+    from .peaks import peak_table
+
+    table = peak_table(_crystal(source), _settings(args))
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / f"{_label(source)}_peaks.csv"
+        table.to_csv(path, index=False, float_format="%.8g")
+        print(f"{source}: {len(table)} peaks -> {path}")
+    else:
+        print(f"# {source}: {len(table)} peaks")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.6f}"))
+
+
+def _run_pattern(args, source: str) -> None:
+    import numpy as np
+
+    from .pattern import simulate_pattern
+
+    settings = _settings(args, two_theta_step=args.two_theta_step, method=args.method)
+    pattern = simulate_pattern(_crystal(source), settings)[0].numpy()
+    out = args.out or Path(".")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{_label(source)}_pattern.csv"
+    data = np.column_stack([settings.grid().numpy(), pattern])
+    np.savetxt(path, data, delimiter=",", header="two_theta,intensity", comments="", fmt=["%.4f", "%.8e"])
+    print(f"{source}: {settings.n_points} points -> {path}")
+
+
+def main(argv=None) -> int:
+    from .structures import StructureError
+
+    args = build_parser().parse_args(argv)
+    failed = 0
+    for source in args.structures:
+        try:
+            args.run(args, source)
+        except StructureError as exc:
+            print(f"xrdnb {args.command}: error: {exc}", file=sys.stderr)
+            failed += 1
+    return EXIT_BAD_INPUT if failed else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
