@@ -23,7 +23,7 @@ Two renderers produce the same pattern ``(B, P)``:
   .. math:: L(d) = \\frac{H^2}{H^2 + 4d^2} = \\sum_{n\\ge 0} (-1)^n \\Big(\\frac{H^2}{4d^2}\\Big)^{n+1},
 
   so the tails ``(1-φ)·L`` are ``n_terms`` convolutions of weighted stick patterns with
-  fixed kernels, done with FFTs. Sticks are placed on the grid by linear interpolation
+  fixed kernels, done with FFTs. Sticks are spread onto the grid with cubic Lagrange weights
   (differentiable in the peak position); the kernels are smooth where they are non-zero,
   so this is accurate. Cost ``O(B·K·window) + O(B·P log P)``.
 """
@@ -95,8 +95,12 @@ def render_dense(
 
 
 def window_half_width(fwhm_max: float, step: float, window: float = 2.0) -> int:
-    """Half width ``M`` (grid points) of the exact window of :func:`render_fast`."""
-    return int(math.ceil(window * fwhm_max / step))
+    """Half width ``M`` (grid points) of the exact window of :func:`render_fast`.
+
+    One point more than ``window·fwhm_max/step``: the window is centred on the grid point
+    nearest the peak, up to half a step away, and must reach ``window·fwhm_max`` on both sides.
+    """
+    return int(math.ceil(window * fwhm_max / step)) + 1
 
 
 def tail_terms(window: float, taper: float, tol: float = 1e-7) -> int:
@@ -106,9 +110,13 @@ def tail_terms(window: float, taper: float, tol: float = 1e-7) -> int:
 
 
 def _taper(d_abs: torch.Tensor, r_inner: float, r_outer: float) -> torch.Tensor:
-    """φ: 1 inside ``r_inner``, 0 outside ``r_outer``, a raised cosine in between."""
+    """φ: 1 inside ``r_inner``, 0 outside ``r_outer``, ``1 − (10t³ − 15t⁴ + 6t⁵)`` in between.
+
+    The quintic "smootherstep" is C² at both ends, so the far-field kernels have no kink
+    for the stick interpolation to trip on.
+    """
     t = ((d_abs - r_inner) / (r_outer - r_inner)).clamp(0.0, 1.0)
-    return 0.5 * (1.0 + torch.cos(math.pi * t))
+    return 1.0 - t * t * t * (10.0 + t * (6.0 * t - 15.0))
 
 
 class _NearField(torch.autograd.Function):
@@ -127,10 +135,10 @@ class _NearField(torch.autograd.Function):
         offsets = torch.arange(-half, half + 1, device=u.device, dtype=u.dtype)
         d = (offsets - (u - centre.to(u.dtype)).unsqueeze(-1)) * step  # (B, K, 2M+1)
         s = (d / fwhm.unsqueeze(-1)) ** 2
-        angle = ((d.abs() - r_inner) * (math.pi / (r_outer - r_inner))).clamp(0.0, math.pi)
+        t = ((d.abs() - r_inner) / (r_outer - r_inner)).clamp(0.0, 1.0)
         gauss = torch.exp(-FOUR_LN2 * s)
         lor = 1.0 / (1.0 + 4.0 * s)
-        return d, s, angle, gauss, lor
+        return d, s, t, gauss, lor
 
     @staticmethod
     def _index(centre, half):
@@ -139,8 +147,8 @@ class _NearField(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, intensity, fwhm, centre, half, n_points, step, eta, r_inner, r_outer):
-        _, _, angle, gauss, lor = _NearField._window(u, fwhm, centre, half, step, r_inner, r_outer)
-        taper = torch.cos(angle).add_(1.0).mul_(0.5 * (1.0 - eta))
+        _, _, t, gauss, lor = _NearField._window(u, fwhm, centre, half, step, r_inner, r_outer)
+        taper = (1.0 - t * t * t * (10.0 + t * (6.0 * t - 15.0))).mul_(1.0 - eta)
         values = gauss.mul_(eta).addcmul_(lor, taper).mul_(intensity.unsqueeze(-1))
         batch = u.shape[0]
         pad = 2 * half + 1
@@ -157,12 +165,12 @@ class _NearField(torch.autograd.Function):
         pad = 2 * half + 1
         grad_padded = torch.nn.functional.pad(grad_out, (pad, pad))
         g = grad_padded.gather(1, _NearField._index(centre, half)).reshape(*u.shape, -1)
-        d, s, angle, gauss, lor = _NearField._window(u, fwhm, centre, half, step, r_inner, r_outer)
-        lor_taper = lor * torch.cos(angle).add_(1.0).mul_(0.5 * (1.0 - eta))  # (1−η) L φ
+        d, s, t, gauss, lor = _NearField._window(u, fwhm, centre, half, step, r_inner, r_outer)
+        lor_taper = lor * (1.0 - t * t * t * (10.0 + t * (6.0 * t - 15.0))).mul_(1.0 - eta)  # (1−η) L φ
         profile = gauss * eta + lor_taper
         dprofile_ds = gauss.mul_(-FOUR_LN2 * eta).addcmul_(lor, lor_taper, value=-4.0)
-        # (1−η) L φ' with φ' = −(π/2)/(r_out − r_in) · sin(angle) · sign(d)
-        dtaper = lor.mul_(torch.sin(angle)).mul_(torch.sign(d)).mul_(-0.5 * math.pi * (1.0 - eta) / (r_outer - r_inner))
+        # (1−η) L φ' with φ' = −30 t² (1 − t)² sign(d) / (r_out − r_in)
+        dtaper = lor.mul_((t * (1.0 - t)) ** 2).mul_(torch.sign(d)).mul_(-30.0 * (1.0 - eta) / (r_outer - r_inner))
         g_ds = g * dprofile_ds
         h2 = (fwhm * fwhm).unsqueeze(-1)
         grad_intensity = (g * profile).sum(-1)
@@ -228,23 +236,28 @@ def render_fast(
         return pattern
 
     # --- far field: Lorentzian tails (1 - φ) L as convolutions of weighted sticks ---
+    # Each stick is spread over the 4 grid points around it with cubic Lagrange weights,
+    # so that Σ_j S_j K(x_i - x_j) interpolates K(x_i - 2θ_k) to O(step⁴).
     lower = torch.floor(u.detach()).clamp(-1, n_points).to(torch.int64)
-    frac = u - lower.to(dtype)  # in [0, 1) for peaks on the grid
-    # stick array index j + 1 covers j = -1 .. n_points (two guard cells)
-    length = n_points + 3
-    idx = torch.cat([lower + 1, lower + 2], dim=-1)  # (B, 2K)
-    split = torch.cat([1.0 - frac, frac], dim=-1)
+    f = u - lower.to(dtype)  # in [0, 1) for peaks on the grid
+    spread = torch.cat(
+        [-f * (f - 1) * (f - 2) / 6, (f + 1) * (f - 1) * (f - 2) / 2, -(f + 1) * f * (f - 2) / 2, (f + 1) * f * (f - 1) / 6],
+        dim=-1,
+    )  # (B, 4K) weights of grid points lower-1 .. lower+2
+    # stick array index j + 2 covers j = -2 .. n_points + 2
+    length = n_points + 5
+    idx = torch.cat([lower + 1, lower + 2, lower + 3, lower + 4], dim=-1)
     h2 = (fwhm * fwhm) / 4.0
     terms = []
     weight = (1.0 - eta) * intensity
     for n in range(n_terms):
         weight = weight * h2 if n == 0 else -weight * h2
-        val = split * torch.cat([weight, weight], dim=-1)
+        val = spread * weight.repeat(1, 4)
         terms.append(torch.zeros(batch, length, dtype=dtype, device=device).scatter_add(1, idx, val))
     sticks = torch.stack(terms, dim=1)  # (B, n_terms, length)
 
-    n_fft = 1 << int(math.ceil(math.log2(length + n_points + 2)))
-    m = torch.arange(-(length - 1), n_points + 1, device=device, dtype=dtype)  # grid-offset i - j'
+    n_fft = 1 << int(math.ceil(math.log2(2 * length)))  # no wrap-around for offsets |i' - j'| < length
+    m = torch.arange(-(length - 1), length, device=device, dtype=dtype)  # offsets i' - j' in grid steps
     dist = (m * step).abs()
     inv = 1.0 / torch.where(dist > 0, dist * dist, torch.ones_like(dist))
     outside = 1.0 - _taper(dist, r_inner, r_outer)
@@ -253,5 +266,5 @@ def render_fast(
     kernel_buf[:, m.to(torch.int64) % n_fft] = kernels
     spectrum = (torch.fft.rfft(sticks, n=n_fft) * torch.fft.rfft(kernel_buf, n=n_fft)).sum(1)
     far = torch.fft.irfft(spectrum, n=n_fft)  # far[i'] with i' = index in the stick array
-    # stick index j' = j + 1, so grid point i sits at i' = i + 1
-    return pattern + far[:, 1 : 1 + n_points]
+    # stick index j' = j + 2, so grid point i sits at i' = i + 2
+    return pattern + far[:, 2 : 2 + n_points]

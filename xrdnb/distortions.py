@@ -1,0 +1,254 @@
+"""Distorted starting structures: lattice noise and coordinate noise, reproducible from a seed.
+
+Each function takes copy 0 of a :class:`~xrdnb.crystal.Crystal` (the ground truth) and
+returns a new batch of ``n_copies`` independently distorted copies of it. The noise
+levels of the study are :data:`NOISE_LEVELS`.
+
+**Lattice noise** (study-facts, a choice that implements the paper's "near-identity
+random 3×3 matrix applied to the lattice"). With :math:`L` the row-vector cell matrix of
+:func:`xrdnb.lattice.lattice_matrix` (pymatgen's setting, rows = lattice vectors a, b, c,
+Cartesian = fractional · L),
+
+.. math:: L' = L\\,(I + \\sigma E), \\qquad E_{ij} \\sim \\mathcal N(0, 1)\\ \\text{i.i.d.},
+
+one :math:`E` per copy. The distorted lattice parameters are those of :math:`L'`
+(:func:`xrdnb.lattice.lattice_parameters_from_matrix`); the fractional coordinates are
+unchanged, so the atoms follow the strained cell. ``σ`` is dimensionless. The strain is
+generic: it breaks the family symmetry (use :func:`xrdnb.symmetry.project_lattice` to
+restore it). At σ = 0.1 the lattice parameters change by a few per cent (SI Fig. S4:
+3–10 % for BPO4).
+
+**Coordinate noise** (study-facts, a choice). Every site is displaced by a Cartesian
+vector with i.i.d. :math:`\\mathcal N(0, \\sigma^2)` components, σ in Å (the same
+distribution as ``ase.Atoms.rattle(stdev=σ)``), in the Cartesian frame of
+:func:`xrdnb.lattice.lattice_matrix`; the displacement is converted to fractional
+coordinates with :math:`L^{-1}` and the result is wrapped into [0, 1). The lattice is
+unchanged. Wrapping only changes the periodic image of a site, never the crystal or
+its pattern; it keeps the coordinates in the usual range for the optimizer and for
+pymatgen.
+
+**Random numbers.** All draws come from ``numpy.random.default_rng(seed)`` in float64, so
+a seed gives the same distortions on every platform, device and dtype, independently of
+torch's global RNG. Each call creates its own generator and makes exactly one draw:
+
+- lattice: ``rng.standard_normal((n_copies, 3, 3))``, i.e. copy by copy, each
+  :math:`E` row by row (C order);
+- coordinates: ``rng.standard_normal((n_copies, n_sites, 3))``, copy by copy, site by
+  site, Cartesian x, y, z;
+
+then scales by σ. The unit draws do not depend on σ, so one seed gives proportional
+distortions at every noise level (common random numbers across levels), and the first
+``k`` copies of a call with ``n_copies > k`` equal a call with ``n_copies = k``. The
+geometry is computed in float64 and the result cast to the input crystal's dtype and
+device; the returned tensors are detached (a distortion is data, not part of a graph).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from .crystal import Crystal
+from .lattice import lattice_matrix, lattice_parameters_from_matrix
+
+__all__ = [
+    "NOISE_LEVELS",
+    "NOISE_TYPES",
+    "lattice_noise",
+    "coordinate_noise",
+    "distort_lattice",
+    "distort_coordinates",
+    "distort",
+]
+
+NOISE_LEVELS = {
+    "lattice": (0.01, 0.05, 0.1, 0.15, 0.2),
+    "coordinates": (0.001, 0.005, 0.01, 0.05, 0.1),
+}
+"""The study's noise levels σ (SI), dimensionless for ``"lattice"`` and in Å for ``"coordinates"``."""
+
+NOISE_TYPES = tuple(NOISE_LEVELS)
+"""The two noise types, ``("lattice", "coordinates")``."""
+
+
+def _check(sigma: float, n_copies: int) -> None:
+    if isinstance(n_copies, bool) or not isinstance(n_copies, (int, np.integer)):
+        raise ValueError(f"n_copies must be an integer >= 1, got {n_copies!r}")
+    if n_copies < 1:
+        raise ValueError(f"n_copies must be >= 1, got {n_copies}")
+    sigma = float(sigma)
+    if not math.isfinite(sigma) or sigma < 0:
+        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+
+
+def lattice_noise(n_copies: int, seed: int) -> np.ndarray:
+    """The unit lattice-noise matrices ``E`` ``(n_copies, 3, 3)`` used by :func:`distort_lattice`.
+
+    Parameters
+    ----------
+    n_copies
+        number of copies (≥ 1).
+    seed
+        seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    ndarray
+        float64 i.i.d. standard-normal entries; the distortion of copy ``k`` at level σ
+        is ``I + σ E[k]``.
+    """
+    _check(0.0, n_copies)
+    return np.random.default_rng(seed).standard_normal((int(n_copies), 3, 3))
+
+
+def coordinate_noise(n_copies: int, n_sites: int, seed: int) -> np.ndarray:
+    """The unit Cartesian displacements ``(n_copies, n_sites, 3)`` used by :func:`distort_coordinates`.
+
+    Parameters
+    ----------
+    n_copies
+        number of copies (≥ 1).
+    n_sites
+        number of sites ``N``.
+    seed
+        seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    ndarray
+        float64 i.i.d. standard-normal entries; the displacement (Å) of site ``n`` in
+        copy ``k`` at level σ is ``σ D[k, n]``.
+    """
+    _check(0.0, n_copies)
+    return np.random.default_rng(seed).standard_normal((int(n_copies), int(n_sites), 3))
+
+
+def _ground_truth(crystal: Crystal) -> tuple[torch.Tensor, torch.Tensor]:
+    """Copy 0 as float64 ``(6,)`` lattice and ``(N, 3)`` coordinates, detached."""
+    lattice = crystal.lattice[0].detach().to(torch.float64)
+    coords = crystal.frac_coords[0].detach().to(torch.float64)
+    return lattice, coords
+
+
+def distort_lattice(crystal: Crystal, sigma: float, n_copies: int, seed: int) -> Crystal:
+    """``n_copies`` copies of ``crystal[0]`` with randomly strained lattices ``L' = L (I + σE)``.
+
+    Parameters
+    ----------
+    crystal
+        the ground truth; only copy 0 is used.
+    sigma
+        noise level σ ≥ 0 (dimensionless; the study's levels are
+        ``NOISE_LEVELS["lattice"]``).
+    n_copies
+        batch size ``B`` of the result (≥ 1).
+    seed
+        seed of ``numpy.random.default_rng`` (draws: :func:`lattice_noise`).
+
+    Returns
+    -------
+    Crystal
+        ``B`` copies with distorted lattice parameters ``(B, 6)`` and the unchanged
+        fractional coordinates of copy 0, in the input's dtype and device.
+
+    Raises
+    ------
+    ValueError
+        if ``sigma < 0`` or ``n_copies < 1``.
+
+    Examples
+    --------
+    >>> from xrdnb import crystal_from_structure, load_structure
+    >>> truth = crystal_from_structure(load_structure("BPO4"))
+    >>> distort_lattice(truth, 0.1, n_copies=16, seed=0).lattice.shape
+    torch.Size([16, 6])
+    """
+    _check(sigma, n_copies)
+    lattice, coords = _ground_truth(crystal)
+    noise = torch.as_tensor(lattice_noise(n_copies, seed), device=lattice.device)
+    strain = torch.eye(3, dtype=torch.float64, device=lattice.device) + float(sigma) * noise
+    distorted = lattice_parameters_from_matrix(lattice_matrix(lattice) @ strain)
+    kw = dict(dtype=crystal.dtype, device=crystal.device)
+    return replace(
+        crystal,
+        lattice=distorted.to(**kw),
+        frac_coords=coords.to(**kw).unsqueeze(0).repeat(int(n_copies), 1, 1),
+    )
+
+
+def distort_coordinates(crystal: Crystal, sigma: float, n_copies: int, seed: int) -> Crystal:
+    """``n_copies`` copies of ``crystal[0]`` with every site displaced by Gaussian noise of σ Å.
+
+    Parameters
+    ----------
+    crystal
+        the ground truth; only copy 0 is used.
+    sigma
+        standard deviation σ ≥ 0 (Å) of each Cartesian displacement component (the
+        study's levels are ``NOISE_LEVELS["coordinates"]``).
+    n_copies
+        batch size ``B`` of the result (≥ 1).
+    seed
+        seed of ``numpy.random.default_rng`` (draws: :func:`coordinate_noise`).
+
+    Returns
+    -------
+    Crystal
+        ``B`` copies with the lattice of copy 0 and displaced fractional coordinates
+        ``(B, N, 3)`` wrapped into [0, 1), in the input's dtype and device.
+
+    Raises
+    ------
+    ValueError
+        if ``sigma < 0`` or ``n_copies < 1``.
+    """
+    _check(sigma, n_copies)
+    lattice, coords = _ground_truth(crystal)
+    noise = torch.as_tensor(coordinate_noise(n_copies, coords.shape[0], seed), device=lattice.device)
+    cartesian = float(sigma) * noise  # (B, N, 3) Å
+    to_frac = torch.linalg.inv(lattice_matrix(lattice))  # x = f L  ->  f = x L⁻¹
+    frac = coords + cartesian @ to_frac
+    kw = dict(dtype=crystal.dtype, device=crystal.device)
+    frac = (frac - torch.floor(frac)).to(**kw)
+    frac = torch.where(frac >= 1.0, torch.zeros_like(frac), frac)  # rounding (e.g. -1e-17 → 1.0)
+    return replace(
+        crystal,
+        lattice=lattice.to(**kw).unsqueeze(0).repeat(int(n_copies), 1),
+        frac_coords=frac,
+    )
+
+
+def distort(crystal: Crystal, noise_type: str, sigma: float, n_copies: int, seed: int) -> Crystal:
+    """Distort ``crystal[0]`` with the given noise type (:func:`distort_lattice` or :func:`distort_coordinates`).
+
+    Parameters
+    ----------
+    crystal
+        the ground truth; only copy 0 is used.
+    noise_type
+        ``"lattice"`` or ``"coordinates"``.
+    sigma
+        noise level σ ≥ 0 (dimensionless for lattice noise, Å for coordinate noise).
+    n_copies
+        batch size ``B`` of the result (≥ 1).
+    seed
+        seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    Crystal
+        ``B`` distorted copies.
+
+    Raises
+    ------
+    ValueError
+        for an unknown ``noise_type``, ``sigma < 0`` or ``n_copies < 1``.
+    """
+    if noise_type == "lattice":
+        return distort_lattice(crystal, sigma, n_copies, seed)
+    if noise_type == "coordinates":
+        return distort_coordinates(crystal, sigma, n_copies, seed)
+    raise ValueError(f"unknown noise type {noise_type!r}; valid: {', '.join(repr(t) for t in NOISE_TYPES)}")
