@@ -17,7 +17,10 @@ Similarities (higher = more alike), for one pattern pair with ``P`` grid points:
 
     S_\mathrm{cc}(p, q) = \frac{c_{pq}}{\sqrt{c_{pp}\,c_{qq}}}, \qquad
     c_{fg} = \sum_r w(r) \sum_i f_i\, g_{i+r}, \qquad
-    w(r) = \max\Big(0, 1 - \frac{|r|}{\ell}\Big),\ \ell = \frac{\text{half\_width}}{\text{step}}.
+    w(r) = \max\Big(0, 1 - \frac{|r|}{\ell}\Big),\ \ell = \frac{l}{\delta},
+
+with ``p`` and ``q`` sampled on a 2θ grid of spacing ``δ = step``, lags ``r`` in grid points
+and the triangle's half width ``l = half_width`` in degrees of 2θ.
 
 * :func:`cosine_similarity` — the usual cosine; scale invariant, in [0, 1] for
   non-negative patterns.
@@ -423,7 +426,8 @@ def loss_function(name: str, **kwargs) -> Metric:
 
     Returns
     -------
-    The loss function (lower is better).
+    ``f(p, q) -> (B,)``
+        the loss; lower is better.
 
     Raises
     ------
@@ -459,7 +463,8 @@ def similarity_function(name: str, **kwargs) -> Metric:
 
     Returns
     -------
-    The similarity function (higher is more alike); equal to minus the loss of that name.
+    ``f(p, q) -> (B,)``
+        the similarity; higher is more alike. It is minus the loss of that name.
 
     Raises
     ------
