@@ -1,4 +1,4 @@
-"""Command line: ``xrdnb peaks`` and ``xrdnb pattern``.
+"""Command line: ``xrdnb peaks``, ``xrdnb pattern`` and ``xrdnb sweep``.
 
 Every command takes many structures (CIF paths or benchmark names). A structure that
 cannot be used gives one line on stderr naming it and the problem; the others are still
@@ -8,6 +8,8 @@ Examples::
 
     xrdnb peaks BPO4 my.cif --wavelength MoKa
     xrdnb pattern data/*.cif --out patterns/
+    xrdnb sweep --profile book --results results/book --workers 2
+    xrdnb sweep --config my-sweep.yml --scheduler tcp://10.0.0.5:8786
 """
 
 from __future__ import annotations
@@ -55,7 +57,56 @@ def build_parser() -> argparse.ArgumentParser:
     pattern.add_argument("--two-theta-step", type=float, default=0.01, help="grid step in degrees (default 0.01)")
     pattern.add_argument("--method", choices=["auto", "dense", "fast"], default="auto", help="renderer (default auto)")
     pattern.set_defaults(run=_run_pattern)
+
+    sweep = sub.add_parser("sweep", help="run (or resume) an optimisation sweep; finished cells are skipped")
+    sweep.add_argument("--profile", default="smoke", help="named sweep: smoke, book or paper (default smoke)")
+    sweep.add_argument("--config", type=Path, help="YAML or JSON file of SweepSpec fields (overrides the profile)")
+    sweep.add_argument("--results", type=Path, help="results folder (default results/<profile>)")
+    sweep.add_argument("--workers", type=int, default=0, help="local Dask worker processes (default 0: in-process)")
+    sweep.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    sweep.add_argument("--structures", nargs="+", help="override the structures")
+    sweep.add_argument("--copies", type=int, dest="n_copies", help="override copies per cell")
+    sweep.add_argument("--max-steps", type=int, help="override the step budget")
+    sweep.add_argument("--seeds", type=int, nargs="+", help="override the seeds")
+    sweep.add_argument("--list", action="store_true", help="list the cells and whether they are done, run nothing")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bars")
+    sweep.set_defaults(run=None)
     return parser
+
+
+def _run_sweep(args) -> int:
+    from . import sweep as sw
+
+    if args.profile not in sw.PROFILES:
+        print(f"xrdnb sweep: error: unknown profile {args.profile!r}; choose from {', '.join(sw.PROFILES)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    spec = sw.PROFILES[args.profile]
+    if args.config:
+        try:
+            import yaml
+
+            data = yaml.safe_load(args.config.read_text()) or {}
+            spec = sw.SweepSpec.from_dict({**_spec_dict(spec), **data})
+        except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
+            print(f"xrdnb sweep: error: {args.config}: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    spec = sw.with_overrides(spec, structures=args.structures, n_copies=args.n_copies, max_steps=args.max_steps, seeds=args.seeds)
+    results = args.results or Path("results") / args.profile
+    cells = spec.cells()
+    if args.list:
+        for cell in cells:
+            done = "done" if sw.cell_path(results, cell).exists() else "todo"
+            print(f"{done}  {cell.cell_id}")
+        return 0
+    rows = sw.run_sweep(cells, results, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
+    print(f"{len(cells)} cells, {len(rows)} rows -> {results / 'cells'}")
+    return 0
+
+
+def _spec_dict(spec) -> dict:
+    from dataclasses import asdict
+
+    return asdict(spec)
 
 
 def _label(source: str) -> str:
@@ -108,6 +159,8 @@ def main(argv=None) -> int:
     from .structures import StructureError
 
     args = build_parser().parse_args(argv)
+    if args.command == "sweep":
+        return _run_sweep(args)
     failed = 0
     for source in args.structures:
         try:

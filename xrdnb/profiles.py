@@ -122,8 +122,10 @@ def _taper(d_abs: torch.Tensor, r_inner: float, r_outer: float) -> torch.Tensor:
 class _NearField(torch.autograd.Function):
     """``Σ_k I_k [η G(d) + (1−η) L(d) φ(d)]`` on each peak's window, with a hand-written backward.
 
-    Autograd on the same expression stores a dozen ``(B, K, 2M+1)`` temporaries; this
-    keeps only the inputs and recomputes. With ``s = d²/H²``, ``d = (offset − (u − centre))·step``
+    Works on a flat list of ``n`` peaks (``row`` says which pattern of the batch each
+    belongs to), so that extinct and masked reflections cost nothing. Autograd on the same
+    expression stores a dozen ``(n, 2M+1)`` temporaries; this keeps only the inputs and
+    recomputes. With ``s = d²/H²``, ``d = (offset − (u − centre))·step``
     and ``P = η G + (1−η) L φ``::
 
         ∂P/∂s = −4 ln2 η G − 4 (1−η) L² φ,
@@ -133,7 +135,7 @@ class _NearField(torch.autograd.Function):
     @staticmethod
     def _window(u, fwhm, centre, half, step, r_inner, r_outer):
         offsets = torch.arange(-half, half + 1, device=u.device, dtype=u.dtype)
-        d = (offsets - (u - centre.to(u.dtype)).unsqueeze(-1)) * step  # (B, K, 2M+1)
+        d = (offsets - (u - centre.to(u.dtype)).unsqueeze(-1)) * step  # (n, 2M+1)
         s = (d / fwhm.unsqueeze(-1)) ** 2
         t = ((d.abs() - r_inner) / (r_outer - r_inner)).clamp(0.0, 1.0)
         gauss = torch.exp(-FOUR_LN2 * s)
@@ -141,30 +143,32 @@ class _NearField(torch.autograd.Function):
         return d, s, t, gauss, lor
 
     @staticmethod
-    def _index(centre, half):
+    def _index(centre, row, half, n_points):
+        """Flat index into the padded ``(n_rows, n_points + 2·pad)`` buffer, ``(n·(2M+1),)``."""
+        pad = 2 * half + 1
         offsets = torch.arange(-half, half + 1, device=centre.device)
-        return (centre.unsqueeze(-1) + offsets + (2 * half + 1)).reshape(centre.shape[0], -1)
+        start = row * (n_points + 2 * pad) + centre + pad
+        return (start.unsqueeze(-1) + offsets).reshape(-1)
 
     @staticmethod
-    def forward(ctx, u, intensity, fwhm, centre, half, n_points, step, eta, r_inner, r_outer):
+    def forward(ctx, u, intensity, fwhm, centre, row, n_rows, half, n_points, step, eta, r_inner, r_outer):
         _, _, t, gauss, lor = _NearField._window(u, fwhm, centre, half, step, r_inner, r_outer)
         taper = (1.0 - t * t * t * (10.0 + t * (6.0 * t - 15.0))).mul_(1.0 - eta)
         values = gauss.mul_(eta).addcmul_(lor, taper).mul_(intensity.unsqueeze(-1))
-        batch = u.shape[0]
         pad = 2 * half + 1
-        padded = torch.zeros(batch, n_points + 2 * pad, dtype=u.dtype, device=u.device)
-        padded.scatter_add_(1, _NearField._index(centre, half), values.reshape(batch, -1))
-        ctx.save_for_backward(u, intensity, fwhm, centre)
+        padded = torch.zeros(n_rows * (n_points + 2 * pad), dtype=u.dtype, device=u.device)
+        padded.index_add_(0, _NearField._index(centre, row, half, n_points), values.reshape(-1))
+        ctx.save_for_backward(u, intensity, fwhm, centre, row)
         ctx.constants = (half, n_points, step, eta, r_inner, r_outer)
-        return padded[:, pad : pad + n_points]
+        return padded.reshape(n_rows, -1)[:, pad : pad + n_points]
 
     @staticmethod
     def backward(ctx, grad_out):
-        u, intensity, fwhm, centre = ctx.saved_tensors
+        u, intensity, fwhm, centre, row = ctx.saved_tensors
         half, n_points, step, eta, r_inner, r_outer = ctx.constants
         pad = 2 * half + 1
-        grad_padded = torch.nn.functional.pad(grad_out, (pad, pad))
-        g = grad_padded.gather(1, _NearField._index(centre, half)).reshape(*u.shape, -1)
+        grad_padded = torch.nn.functional.pad(grad_out, (pad, pad)).reshape(-1)
+        g = grad_padded[_NearField._index(centre, row, half, n_points)].reshape(*u.shape, -1)
         d, s, t, gauss, lor = _NearField._window(u, fwhm, centre, half, step, r_inner, r_outer)
         lor_taper = lor * (1.0 - t * t * t * (10.0 + t * (6.0 * t - 15.0))).mul_(1.0 - eta)  # (1−η) L φ
         profile = gauss * eta + lor_taper
@@ -176,7 +180,7 @@ class _NearField(torch.autograd.Function):
         grad_intensity = (g * profile).sum(-1)
         grad_fwhm = -(2.0 / fwhm) * intensity * (g_ds * s).sum(-1)
         grad_u = -step * intensity * ((g_ds * (2.0 * d / h2)).sum(-1) + (g * dtaper).sum(-1))
-        return grad_u, grad_intensity, grad_fwhm, None, None, None, None, None, None, None
+        return grad_u, grad_intensity, grad_fwhm, None, None, None, None, None, None, None, None, None
 
 
 def render_fast(
@@ -230,7 +234,13 @@ def render_fast(
     u = (two_theta - grid_start) / step  # fractional grid index (B, K)
     # peaks whose window misses the grid entirely are parked just outside it
     centre = torch.round(u.detach()).clamp(-half - 1, n_points + half).to(torch.int64)
-    pattern = _NearField.apply(u, intensity, fwhm, centre, half, n_points, step, eta, r_inner, r_outer)
+    # only peaks that carry intensity: masked and extinct reflections (|F|² ~ 1e-30 of the
+    # strongest, e.g. h+k+l odd in I lattices) are skipped; their contribution is below 1e-14
+    level = intensity.detach().abs().amax(dim=-1, keepdim=True)
+    row, col = torch.nonzero(intensity.detach().abs() > 1e-14 * level, as_tuple=True)
+    pattern = _NearField.apply(
+        u[row, col], intensity[row, col], fwhm[row, col], centre[row, col], row, batch, half, n_points, step, eta, r_inner, r_outer
+    )
 
     if n_terms <= 0 or n_peaks == 0:
         return pattern
