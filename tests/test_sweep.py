@@ -1,0 +1,96 @@
+"""Sweeps: grid expansion, atomic per-cell results, resume after a kill, Dask execution."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from xrdnb import sweep as sw
+
+SMOKE = sw.PROFILES["smoke"]
+
+
+def rows_of(folder):
+    rows = sw.load_results(folder, SMOKE.cells())
+    return rows.drop(columns=["seconds"]).sort_values(["cell_id", "copy"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    sw.run_sweep(SMOKE, folder, progress=False)
+    return rows_of(folder)
+
+
+def test_grid_expansion():
+    book = sw.PROFILES["book"].cells()
+    assert len(book) == 10 * 5 * (4 + 1) + 10 * 5 * 4  # lattice: 4 losses + constrained cosine
+    assert len({c.cell_id for c in book}) == len(book)
+    constrained = [c for c in book if c.constrained]
+    assert {c.loss for c in constrained} == {"cosine"} and {c.noise_type for c in constrained} == {"lattice"}
+    paper = sw.PROFILES["paper"]
+    assert paper.n_copies == 16 and paper.max_steps == 30_000 and paper.patience == 1000 and paper.tol == 1e-4
+
+
+def test_rows_are_tidy(reference):
+    cells = SMOKE.cells()
+    assert len(reference) == len(cells) * SMOKE.n_copies
+    for column in ("structure", "noise_type", "noise_level", "loss", "constrained", "lr", "seed", "ltol", "amd_k", "match",
+                   "similarity_cosine", "start_similarity_cosine", "final_a", "true_a", "stop_reason"):
+        assert column in reference.columns
+    assert set(reference.stop_reason) <= {"converged", "max_steps", "invalid_lattice"}
+
+
+def test_killed_sweep_resumes_to_identical_rows(tmp_path, reference):
+    cmd = [sys.executable, "-m", "xrdnb.cli", "sweep", "--profile", "smoke", "--results", str(tmp_path), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cells_dir = tmp_path / "cells"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(cells_dir.glob("*.csv"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(cells_dir.glob("*.csv")))
+    assert 3 <= done_before < len(SMOKE.cells())
+    resumed = sw.run_sweep(SMOKE, tmp_path, progress=False)
+    assert len(list(cells_dir.glob("*.csv"))) == len(SMOKE.cells())
+    counts = resumed.groupby("cell_id").size()
+    assert (counts == SMOKE.n_copies).all() and len(counts) == len(SMOKE.cells())
+    pd.testing.assert_frame_equal(rows_of(tmp_path), reference)
+
+
+def test_rerun_skips_finished_cells(tmp_path, reference):
+    sw.run_sweep(SMOKE.cells()[:2], tmp_path, progress=False)
+    first = sw.cell_path(tmp_path, SMOKE.cells()[0])
+    stamp = first.stat().st_mtime_ns
+    sw.run_sweep(SMOKE.cells()[:2], tmp_path, progress=False)
+    assert first.stat().st_mtime_ns == stamp
+
+
+def test_local_workers_and_dask_cluster_give_same_rows(tmp_path, reference):
+    from dask.distributed import LocalCluster
+
+    sw.run_sweep(SMOKE, tmp_path / "workers", workers=2, progress=False)
+    pd.testing.assert_frame_equal(rows_of(tmp_path / "workers"), reference)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        sw.run_sweep(SMOKE, tmp_path / "cluster", scheduler=cluster.scheduler_address, progress=False)
+    pd.testing.assert_frame_equal(rows_of(tmp_path / "cluster"), reference)
+
+
+def test_config_file_and_errors(tmp_path):
+    config = tmp_path / "sweep.yml"
+    config.write_text("structures: [SrTe]\nlattice_levels: [0.05]\ncoordinate_levels: []\nlosses: [cosine]\nn_copies: 2\nmax_steps: 3\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "xrdnb.cli", "sweep", "--config", str(config), "--results", str(tmp_path / "r"), "--quiet"],
+        capture_output=True, text=True, check=True,
+    )
+    assert "2 cells, 4 rows" in out.stdout
+    with pytest.raises(ValueError, match="unknown sweep settings"):
+        sw.SweepSpec.from_dict({"structures": ["SrTe"], "lattice_levels": [], "coordinate_levels": [], "speed": 3})
+    bad = subprocess.run([sys.executable, "-m", "xrdnb.cli", "sweep", "--profile", "huge"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown profile" in bad.stderr
