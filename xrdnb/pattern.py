@@ -95,9 +95,9 @@ class XRDSettings:
 
     def fwhm_range(self) -> tuple[float, float]:
         """Smallest and largest Caglioti FWHM (degrees) on the 2θ range."""
-        x = torch.linspace(self.two_theta_min, self.two_theta_max, 2001, dtype=torch.float64)
-        h2 = caglioti_fwhm(x, self.U, self.V, self.W) ** 2
-        return float(torch.sqrt(h2.min().clamp_min(0))), float(torch.sqrt(h2.max()))
+        tan = torch.tan(torch.deg2rad(torch.linspace(self.two_theta_min, self.two_theta_max, 2001, dtype=torch.float64)) / 2)
+        h2 = self.U * tan * tan + self.V * tan + self.W
+        return float(torch.sqrt(h2.min().clamp_min(0))), float(torch.sqrt(h2.max().clamp_min(0)))
 
     def resolved_method(self) -> str:
         """``"fast"`` unless its windows would cover a quarter of the grid or more."""
