@@ -144,9 +144,11 @@ def covers(reflections: ReflectionSet, lattice: torch.Tensor, g_max: float) -> t
     ``g_max · sqrt(λ_max) <= radius`` for at least one reference. Returns ``(B,)`` booleans.
     """
     lat = lattice.detach().to("cpu", torch.float64).reshape(-1, 6)
-    g_new = metric_tensor(lat)  # (B, 3, 3)
-    gstar_ref = reciprocal_metric_tensor(reflections.reference)  # (R, 3, 3)
-    prod = torch.einsum("bij,rjk->brik", g_new, gstar_ref)
-    lam = torch.linalg.eigvals(prod).real.max(dim=-1).values  # (B, R)
+    finite = torch.isfinite(lat).all(dim=-1)
+    g_new = metric_tensor(torch.where(finite[:, None], lat, torch.ones_like(lat)))  # (B, 3, 3)
+    # λ_max(G G*_r) = λ_max(Cᵀ G C) with G*_r = C Cᵀ: a symmetric problem, solved robustly
+    chol = torch.linalg.cholesky(reciprocal_metric_tensor(reflections.reference))  # (R, 3, 3)
+    sym = torch.einsum("rji,bjk,rkl->bril", chol, g_new, chol)
+    lam = torch.linalg.eigvalsh(sym).amax(dim=-1)  # (B, R)
     bounds = g_max * torch.sqrt(lam.clamp_min(0))
-    return (bounds <= reflections.radius * (1 + 1e-12)).any(dim=-1)
+    return (bounds <= reflections.radius * (1 + 1e-12)).any(dim=-1) & finite

@@ -325,20 +325,28 @@ def run_sweep(
     results.mkdir(parents=True, exist_ok=True)
     pending = [c for c in cell_list if not cell_path(results, c).exists()]
     bar = tqdm(total=len(cell_list), initial=len(cell_list) - len(pending), desc="cells", disable=not progress)
+    errors: dict[str, str] = {}
     try:
         if pending and (scheduler or workers):
-            _run_dask(pending, results, workers, scheduler, bar)
+            _run_dask(pending, results, workers, scheduler, bar, errors)
         else:
             for cell in pending:
-                rows, traj = run_cell(cell, progress=progress)
+                try:
+                    rows, traj = run_cell(cell, progress=progress)
+                except Exception as exc:  # one broken cell must not cost the others
+                    errors[cell.cell_id] = f"{type(exc).__name__}: {exc}"
+                    continue
                 _write_cell(results, cell, rows, traj)
                 bar.update(1)
     finally:
         bar.close()
+    if errors:
+        listing = "\n".join(f"  {cid}: {msg}" for cid, msg in errors.items())
+        raise RuntimeError(f"{len(errors)} of {len(pending)} cells failed (the others are saved; re-run to retry):\n{listing}")
     return load_results(results, cell_list)
 
 
-def _run_dask(pending: list[Cell], results: Path, workers: int, scheduler: str | None, bar) -> None:
+def _run_dask(pending: list[Cell], results: Path, workers: int, scheduler: str | None, bar, errors: dict) -> None:
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -350,8 +358,13 @@ def _run_dask(pending: list[Cell], results: Path, workers: int, scheduler: str |
     try:
         futures = {client.submit(_run_in_worker, cell, pure=False): cell for cell in pending}
         for future in as_completed(futures):
-            rows, traj = future.result()
-            _write_cell(results, futures[future], rows, traj)
+            cell = futures[future]
+            try:
+                rows, traj = future.result()
+            except Exception as exc:
+                errors[cell.cell_id] = f"{type(exc).__name__}: {exc}"
+                continue
+            _write_cell(results, cell, rows, traj)
             bar.update(1)
     finally:
         client.close()
