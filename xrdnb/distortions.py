@@ -27,6 +27,12 @@ unchanged. Wrapping only changes the periodic image of a site, never the crystal
 its pattern; it keeps the coordinates in the usual range for the optimizer and for
 pymatgen.
 
+The paper does not say in which units its coordinate noise levels are. Pass
+``units="fractional"`` to read σ as a standard deviation of each *fractional* coordinate
+instead (the same unit draws, added directly to the fractional coordinates, so a site moves
+by about σ·a Å along a); the default ``"angstrom"`` is the study's choice. Lattice noise is
+dimensionless and ignores ``units``.
+
 **Random numbers.** All draws come from ``numpy.random.default_rng(seed)`` in float64, so
 a seed gives the same distortions on every platform, device and dtype, independently of
 torch's global RNG. Each call creates its own generator and makes exactly one draw:
@@ -62,6 +68,7 @@ __all__ = [
     "distort_lattice",
     "distort_coordinates",
     "distort",
+    "COORDINATE_UNITS",
 ]
 
 NOISE_LEVELS = {
@@ -72,6 +79,14 @@ NOISE_LEVELS = {
 
 NOISE_TYPES = tuple(NOISE_LEVELS)
 """The two noise types, ``("lattice", "coordinates")``."""
+
+COORDINATE_UNITS = ("angstrom", "fractional")
+"""Units of the coordinate-noise σ: Cartesian Å (the default) or fractional coordinates."""
+
+
+def _check_units(units: str) -> None:
+    if units not in COORDINATE_UNITS:
+        raise ValueError(f"unknown coordinate-noise units {units!r}; valid: {', '.join(repr(u) for u in COORDINATE_UNITS)}")
 
 
 def _check(sigma: float, n_copies: int) -> None:
@@ -179,7 +194,7 @@ def distort_lattice(crystal: Crystal, sigma: float, n_copies: int, seed: int) ->
     )
 
 
-def distort_coordinates(crystal: Crystal, sigma: float, n_copies: int, seed: int) -> Crystal:
+def distort_coordinates(crystal: Crystal, sigma: float, n_copies: int, seed: int, units: str = "angstrom") -> Crystal:
     """``n_copies`` copies of ``crystal[0]`` with every site displaced by Gaussian noise of σ Å.
 
     Parameters
@@ -193,6 +208,11 @@ def distort_coordinates(crystal: Crystal, sigma: float, n_copies: int, seed: int
         batch size ``B`` of the result (≥ 1).
     seed
         seed of ``numpy.random.default_rng`` (draws: :func:`coordinate_noise`).
+    units
+        ``"angstrom"`` (default): σ is the standard deviation of each Cartesian
+        displacement component in Å; ``"fractional"``: σ is the standard deviation of
+        each fractional-coordinate displacement (the same unit draws, not rotated or
+        scaled by the cell).
 
     Returns
     -------
@@ -203,14 +223,27 @@ def distort_coordinates(crystal: Crystal, sigma: float, n_copies: int, seed: int
     Raises
     ------
     ValueError
-        if ``sigma < 0`` or ``n_copies < 1``.
+        if ``sigma < 0``, ``n_copies < 1`` or ``units`` is unknown.
+
+    Examples
+    --------
+    >>> from xrdnb import crystal_from_structure, load_structure
+    >>> truth = crystal_from_structure(load_structure("BPO4"))
+    >>> frac = distort_coordinates(truth, 0.01, n_copies=2, seed=0, units="fractional")
+    >>> delta = frac.frac_coords - truth.frac_coords
+    >>> float((delta - delta.round()).abs().max()) < 0.05  # nearest periodic image
+    True
     """
     _check(sigma, n_copies)
+    _check_units(units)
     lattice, coords = _ground_truth(crystal)
     noise = torch.as_tensor(coordinate_noise(n_copies, coords.shape[0], seed), device=lattice.device)
-    cartesian = float(sigma) * noise  # (B, N, 3) Å
-    to_frac = torch.linalg.inv(lattice_matrix(lattice))  # x = f L  ->  f = x L⁻¹
-    frac = coords + cartesian @ to_frac
+    if units == "fractional":
+        frac = coords + float(sigma) * noise
+    else:
+        cartesian = float(sigma) * noise  # (B, N, 3) Å
+        to_frac = torch.linalg.inv(lattice_matrix(lattice))  # x = f L  ->  f = x L⁻¹
+        frac = coords + cartesian @ to_frac
     kw = dict(dtype=crystal.dtype, device=crystal.device)
     frac = (frac - torch.floor(frac)).to(**kw)
     frac = torch.where(frac >= 1.0, torch.zeros_like(frac), frac)  # rounding (e.g. -1e-17 → 1.0)
@@ -221,7 +254,7 @@ def distort_coordinates(crystal: Crystal, sigma: float, n_copies: int, seed: int
     )
 
 
-def distort(crystal: Crystal, noise_type: str, sigma: float, n_copies: int, seed: int) -> Crystal:
+def distort(crystal: Crystal, noise_type: str, sigma: float, n_copies: int, seed: int, units: str = "angstrom") -> Crystal:
     """Distort ``crystal[0]`` with the given noise type (:func:`distort_lattice` or :func:`distort_coordinates`).
 
     Parameters
@@ -236,6 +269,9 @@ def distort(crystal: Crystal, noise_type: str, sigma: float, n_copies: int, seed
         batch size ``B`` of the result (≥ 1).
     seed
         seed of ``numpy.random.default_rng``.
+    units
+        units of σ for coordinate noise, ``"angstrom"`` (default) or ``"fractional"``
+        (see :func:`distort_coordinates`); lattice noise ignores it.
 
     Returns
     -------
@@ -245,10 +281,11 @@ def distort(crystal: Crystal, noise_type: str, sigma: float, n_copies: int, seed
     Raises
     ------
     ValueError
-        for an unknown ``noise_type``, ``sigma < 0`` or ``n_copies < 1``.
+        for an unknown ``noise_type`` or ``units``, ``sigma < 0`` or ``n_copies < 1``.
     """
+    _check_units(units)
     if noise_type == "lattice":
         return distort_lattice(crystal, sigma, n_copies, seed)
     if noise_type == "coordinates":
-        return distort_coordinates(crystal, sigma, n_copies, seed)
+        return distort_coordinates(crystal, sigma, n_copies, seed, units=units)
     raise ValueError(f"unknown noise type {noise_type!r}; valid: {', '.join(repr(t) for t in NOISE_TYPES)}")

@@ -26,7 +26,7 @@ of torch-sim's init/step functions), so that each copy's Adam moments freeze whe
 >>> truth = xrdnb.crystal_from_structure(xrdnb.load_structure("U2Ti"))
 >>> start = truth.with_lattice(truth.lattice.repeat(2, 1) * 1.005)
 >>> result = run_gradient_descent(start, xrdnb.simulate_pattern(truth),
-...     GDConfig(constrained=True, family="hexagonal", lr=2e-3, max_steps=50), progress=False)
+...     GDConfig(constrained=True, family="hexagonal", lr=2e-3, max_steps=5), progress=False)
 >>> result.crystal.lattice.shape, len(result.stop_reason)
 (torch.Size([2, 6]), 2)
 """

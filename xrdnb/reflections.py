@@ -92,8 +92,8 @@ def enumerate_reflections(
     Examples
     --------
     >>> refl = enumerate_reflections(torch.tensor([3.1653, 3.1653, 3.1653, 90., 90., 90.]), 0.9)
-    >>> len(refl)  # bcc W cell: 20 lattice points with |g| <= 0.9, Friedel-merged, h+k+l any
-    20
+    >>> len(refl)  # half of the 92 lattice points with 0 < |g| <= 0.9 Å⁻¹ (Friedel pairs merged)
+    46
     """
     ref = torch.as_tensor(lattice).detach().to("cpu", torch.float64).reshape(-1, 6)
     radius = float(g_max) * (1.0 + margin)
