@@ -56,6 +56,10 @@ __all__ = [
     "PAPER_TABLE_S2",
     "PAPER_TABLE_S1_TEXT",
     "PAPER_TABLE_S2_TEXT",
+    "PAPER_TABLES",
+    "PAPER_TABLES_TEXT",
+    "NOISE_LABELS",
+    "SI_LEVELS",
     "paper_mark",
     "Correlation",
     "correlations",
@@ -87,7 +91,10 @@ SI_INDEX = pd.MultiIndex.from_tuples(
     [(NOISE_LABELS[t], lv) for t in ("lattice", "coordinates") for lv in SI_LEVELS[t]],
     names=["Noise Type", "Noise Level"],
 )
-"""Rows of Tables S1/S2: (``"Lattice"`` or ``"Coordinates"``, level)."""
+"""Rows of Tables S1/S2, pairs of (``"Lattice"`` or ``"Coordinates"``, level).
+
+:meta hide-value:
+"""
 
 SI_COLUMNS = (
     "Cosine Similarity",
@@ -105,7 +112,7 @@ COLUMN_RUNS = {
     "Cross Correlation": ("cross_correlation", False),
     "Cosine Similarity + Constraints": ("cosine", True),
 }
-"""Which runs feed each column: ``(loss, constrained)``; the similarity is ``similarity_<loss>``."""
+"""Which runs feed each column, as ``(loss, constrained)``; the similarity is ``similarity_<loss>``."""
 
 _NOT_RUN = "not run: the symmetry projector acts on the lattice only"
 
@@ -126,7 +133,10 @@ PAPER_TABLE_S1_TEXT = _paper_table([
     ["-0.02", "0.51", "-0.27", "-0.18", "-"],
     ["0.52", "0.48", "0.43", "0.41", "-"],
 ])
-"""SI Table S1 (Pearson) as printed: ``""`` a blank cell, ``"-"`` a dash."""
+"""SI Table S1 (Pearson) as printed, with ``""`` for a blank cell and ``"-"`` for a dash.
+
+:meta hide-value:
+"""
 
 PAPER_TABLE_S2_TEXT = _paper_table([
     ["0.93", "0.61", "0.65", "0.61", "0.65"],
@@ -140,7 +150,10 @@ PAPER_TABLE_S2_TEXT = _paper_table([
     ["-0.06", "0.63", "-0.46", "-0.27", "-"],
     ["0.5", "0.52", "0.28", "0.26", "-"],
 ])
-"""SI Table S2 (Spearman) as printed: ``""`` a blank cell, ``"-"`` a dash."""
+"""SI Table S2 (Spearman) as printed, with ``""`` for a blank cell and ``"-"`` for a dash.
+
+:meta hide-value:
+"""
 
 
 def _numeric(text: pd.DataFrame) -> pd.DataFrame:
@@ -148,13 +161,28 @@ def _numeric(text: pd.DataFrame) -> pd.DataFrame:
 
 
 PAPER_TABLE_S1 = _numeric(PAPER_TABLE_S1_TEXT)
-"""SI Table S1, Pearson correlation between AMD and XRD similarity (NaN: blank or dash)."""
+"""SI Table S1, Pearson correlation between AMD and XRD similarity (NaN where the SI has a blank or a dash).
+
+:meta hide-value:
+"""
 
 PAPER_TABLE_S2 = _numeric(PAPER_TABLE_S2_TEXT)
-"""SI Table S2, Spearman correlation between AMD and XRD similarity (NaN: blank or dash)."""
+"""SI Table S2, Spearman correlation between AMD and XRD similarity (NaN where the SI has a blank or a dash).
+
+:meta hide-value:
+"""
 
 PAPER_TABLES = {"pearson": PAPER_TABLE_S1, "spearman": PAPER_TABLE_S2}
+"""The paper's tables by method, ``"pearson"`` (S1) and ``"spearman"`` (S2).
+
+:meta hide-value:
+"""
+
 PAPER_TABLES_TEXT = {"pearson": PAPER_TABLE_S1_TEXT, "spearman": PAPER_TABLE_S2_TEXT}
+"""The paper's tables as printed, by method.
+
+:meta hide-value:
+"""
 
 
 def paper_mark(text: pd.DataFrame, row: tuple[str, float], column: str) -> str:
@@ -510,7 +538,7 @@ def correlation_cells(
 
     Returns
     -------
-    DataFrame
+    pandas.DataFrame
         one row per (noise type, level, column) of the layout: ``noise_type``,
         ``noise_level``, ``row`` (the SI index tuple), ``column``, ``n``, ``n_structures``,
         ``n_dropped`` (non-finite pairs), ``pearson``, ``pearson_lo``, ``pearson_hi``,
@@ -525,10 +553,11 @@ def correlation_cells(
     ...     "noise_level": 0.05, "loss": "cosine", "constrained": False,
     ...     "amd_distance": d, "similarity_cosine": 1 - d + rng.normal(0, 0.05, 40)})
     >>> cells = correlation_cells(rows, n_bootstrap=200)
-    >>> cell = cells.set_index(["noise_level", "column"]).loc[(0.05, "Cosine Similarity")]
+    >>> cells = cells.set_index(["noise_type", "noise_level", "column"])
+    >>> cell = cells.loc[("lattice", 0.05, "Cosine Similarity")]
     >>> bool(cell.pearson > 0.9), int(cell.n), int(cell.n_structures)
     (True, 40, 10)
-    >>> cells.set_index(["noise_level", "column"]).loc[(0.05, "MSE"), "reason"]
+    >>> cells.loc[("lattice", 0.05, "MSE"), "reason"]
     'no runs'
     """
     if stage not in ("final", "start"):
@@ -584,7 +613,7 @@ def si_layout(cells: pd.DataFrame, value: str) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame
+    pandas.DataFrame
         index :data:`SI_INDEX`, columns :data:`SI_COLUMNS` (those present in ``cells``).
     """
     table = cells.pivot(index="row", columns="column", values=value)
@@ -610,15 +639,15 @@ def correlation_table(rows: pd.DataFrame, method: str = "pearson", stage: str = 
 
     Returns
     -------
-    DataFrame
+    pandas.DataFrame
         index :data:`SI_INDEX`, columns :data:`SI_COLUMNS`; NaN where undefined.
 
     Examples
     --------
     >>> table = correlation_table(pd.DataFrame(columns=["structure", "noise_type", "noise_level", "loss",
     ...     "constrained", "amd_distance", "similarity_cosine"]))
-    >>> table.shape, list(table.index[0]), table.columns[-1]
-    ((10, 5), ['Lattice', 0.01], 'Cosine Similarity + Constraints')
+    >>> table.shape, list(table.index.unique(0)), table.columns[-1]
+    ((10, 5), ['Lattice', 'Coordinates'], 'Cosine Similarity + Constraints')
     """
     if method not in ("pearson", "spearman", "mutual_information"):
         raise ValueError(f"method must be 'pearson', 'spearman' or 'mutual_information', got {method!r}")
@@ -638,7 +667,7 @@ def compare_with_paper(cells: pd.DataFrame, method: str = "pearson") -> pd.DataF
 
     Returns
     -------
-    DataFrame
+    pandas.DataFrame
         ``cells``' identifying columns plus ``ours``, ``lo``, ``hi``, ``paper``,
         ``paper_mark`` (``"value"``, ``"blank"`` or ``"dash"``), ``difference``
         (ours − paper) and ``status``: ``"paper inside CI"``, ``"same sign, outside CI"``,
@@ -690,7 +719,7 @@ def format_comparison(cells: pd.DataFrame, method: str = "pearson", digits: int 
 
     Returns
     -------
-    DataFrame
+    pandas.DataFrame
         strings, index :data:`SI_INDEX`, columns :data:`SI_COLUMNS`.
 
     Examples
@@ -700,7 +729,7 @@ def format_comparison(cells: pd.DataFrame, method: str = "pearson", digits: int 
     ...     "similarity_cosine": [0.9, 0.8, 0.7, 0.65, 0.3]})
     >>> table = format_comparison(correlation_cells(rows, n_bootstrap=0))
     >>> table.loc[("Lattice", 0.01), "Cosine Similarity"]
-    '0.93 [n/a] · 0.76'
+    '0.94 [n/a] · 0.76'
     >>> table.loc[("Coordinates", 0.001), "Cross Correlation"]
     'n/a · blank in SI'
     >>> table.loc[("Coordinates", 0.1), "Cosine Similarity + Constraints"]
@@ -758,7 +787,7 @@ def evaluate_claims(table: pd.DataFrame, lo: pd.DataFrame | None = None, hi: pd.
 
     Returns
     -------
-    DataFrame
+    pandas.DataFrame
         one row per claim: ``claim``, ``verdict``, ``strength``, ``evidence`` (the numbers).
 
     Examples
@@ -833,13 +862,15 @@ def final_structures(rows: pd.DataFrame, results: str | os.PathLike) -> list:
     Lattice runs are rebuilt from ``final_a`` … ``final_gamma`` and the ground-truth
     coordinates. Coordinate runs are rebuilt from the ground-truth lattice and the last
     recorded fractional coordinates (``params[-1]`` of the cell's trajectory file
-    ``<results>/cells/<cell_id>.npz``; the last record is the final state).
+    ``<results>/cells/<cell_id>.npz``; the last record is the final state). The fixed part
+    (coordinates or lattice) is rounded to the row's ``dtype``, as in the optimisation, so
+    the structures are exactly those that were evaluated.
 
     Parameters
     ----------
     rows
-        sweep rows with ``cell_id``, ``structure``, ``noise_type``, ``copy`` and the
-        ``final_*`` lattice columns.
+        sweep rows with ``cell_id``, ``structure``, ``noise_type``, ``copy``, the
+        ``final_*`` lattice columns and (optionally; default float64) ``dtype``.
     results
         the sweep's results folder.
 
@@ -854,13 +885,16 @@ def final_structures(rows: pd.DataFrame, results: str | os.PathLike) -> list:
     from .evaluate import LATTICE_NAMES
     from .structures import load_structure
 
-    truths: dict[str, object] = {}
+    truths: dict[tuple[str, str], object] = {}
     trajectories: dict[str, np.ndarray] = {}
     out = []
     for rec in rows.itertuples(index=False):
-        if rec.structure not in truths:
-            truths[rec.structure] = crystal_from_structure(load_structure(rec.structure), dtype=torch.float64)
-        truth = truths[rec.structure]
+        dtype = str(getattr(rec, "dtype", "float64"))
+        if (rec.structure, dtype) not in truths:
+            # the optimisation ran in ``dtype``: round the fixed part of the crystal the same way
+            truth = crystal_from_structure(load_structure(rec.structure), dtype=getattr(torch, dtype))
+            truths[(rec.structure, dtype)] = truth.to(dtype=torch.float64)
+        truth = truths[(rec.structure, dtype)]
         if rec.noise_type == "lattice":
             lattice = torch.tensor([[getattr(rec, f"final_{n}") for n in LATTICE_NAMES]], dtype=torch.float64)
             crystal = truth.with_lattice(lattice)
@@ -892,7 +926,7 @@ def amd_distances_for_k(structures: Sequence, references: Sequence, ks: Iterable
 
     Returns
     -------
-    DataFrame
+    pandas.DataFrame
         one column ``amd_k<k>`` per k, one row per structure.
     """
     from .evaluate import amd_vector
@@ -990,7 +1024,7 @@ def run_cells_with_units(
 
     Returns
     -------
-    DataFrame
+    pandas.DataFrame
         the rows of all ``cells`` (columns as in the sweep, plus ``units``).
     """
     from .distortions import COORDINATE_UNITS

@@ -81,7 +81,7 @@ NOISE_TYPES = tuple(NOISE_LEVELS)
 """The two noise types, ``("lattice", "coordinates")``."""
 
 COORDINATE_UNITS = ("angstrom", "fractional")
-"""Units of the coordinate-noise σ: Cartesian Å (the default) or fractional coordinates."""
+"""Units of the coordinate-noise σ, Cartesian Å (the default) or fractional coordinates."""
 
 
 def _check_units(units: str) -> None:

@@ -48,6 +48,7 @@ from .symmetry import project_lattice
 __all__ = ["GDConfig", "GDState", "GDResult", "init_state", "gd_step", "run_gradient_descent", "STOP_REASONS"]
 
 STOP_REASONS = ("running", "converged", "max_steps", "invalid_lattice")
+"""Status of a copy: still running, or why it stopped (indexed by ``GDState.status``)."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class GDState:
     """Dynamic state of a batched run (all tensors have the copies first).
 
     ``params`` is ``(B, 6)`` in lattice mode and ``(B, N, 3)`` in coordinate mode.
-    ``status`` holds indices into :data:`STOP_REASONS`.
+    ``status`` holds indices into :data:`xrdnb.optimize.STOP_REASONS`.
     """
 
     crystal: Crystal

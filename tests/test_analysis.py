@@ -1,0 +1,454 @@
+"""Correlation tables of SI Tables S1/S2 (xrdnb.analysis)."""
+
+import doctest
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from xrdnb import analysis
+from xrdnb.analysis import (
+    COLUMN_RUNS,
+    PAPER_TABLE_S1,
+    PAPER_TABLE_S1_TEXT,
+    PAPER_TABLE_S2,
+    PAPER_TABLE_S2_TEXT,
+    SI_COLUMNS,
+    SI_INDEX,
+    bootstrap_ci,
+    compare_with_paper,
+    correlation_cells,
+    correlation_table,
+    correlations,
+    evaluate_claims,
+    format_comparison,
+    paper_mark,
+    select_learning_rates,
+    si_layout,
+)
+
+
+@pytest.fixture(autouse=True)
+def no_warnings():
+    """Degenerate input must not make numpy, scipy or scikit-learn warn (runtime and user warnings are errors)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.simplefilter("error", UserWarning)
+        yield
+
+
+def gaussian_mi(rho: float) -> float:
+    return -0.5 * math.log(1 - rho**2)
+
+
+# --------------------------------------------------------------------------- correlations
+
+
+def test_linear_relations():
+    x = np.linspace(-3, 5, 50)
+    up = correlations(x, 2 * x + 1)
+    down = correlations(x, -x)
+    assert up.pearson == pytest.approx(1.0, abs=1e-12) and up.spearman == pytest.approx(1.0, abs=1e-12)
+    assert down.pearson == pytest.approx(-1.0, abs=1e-12) and down.spearman == pytest.approx(-1.0, abs=1e-12)
+    assert up.n == 50 and up.reason == ""
+
+
+def test_monotone_nonlinear_spearman_one_pearson_less():
+    x = np.linspace(0, 1, 200)
+    c = correlations(x, np.exp(8 * x))
+    assert c.spearman == pytest.approx(1.0, abs=1e-12)
+    assert c.pearson < 0.9
+
+
+def test_independent_samples_are_uncorrelated():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=4000), rng.normal(size=4000)
+    c = correlations(x, y)
+    assert abs(c.pearson) < 0.05 and abs(c.spearman) < 0.05
+    assert c.mutual_information < 0.02
+
+
+def test_agrees_with_scipy_including_ties():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 6, size=80).astype(float)
+    y = x + rng.integers(0, 4, size=80)
+    c = correlations(x, y)
+    assert c.pearson == pytest.approx(stats.pearsonr(x, y).statistic, abs=1e-12)
+    assert c.spearman == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+
+
+@pytest.mark.parametrize("rho", [0.5, 0.8])
+def test_mutual_information_of_gaussians(rho):
+    rng = np.random.default_rng(1)
+    xy = rng.multivariate_normal([0, 0], [[1, rho], [rho, 1]], size=3000)
+    c = correlations(xy[:, 0], xy[:, 1])
+    assert c.mutual_information == pytest.approx(gaussian_mi(rho), abs=0.05)
+    assert c.pearson == pytest.approx(rho, abs=0.05)
+
+
+def test_mutual_information_of_deterministic_nonmonotone_relation():
+    x = np.random.default_rng(2).uniform(-1, 1, 1000)
+    c = correlations(x, x**2)
+    assert abs(c.pearson) < 0.1  # no linear relation ...
+    assert c.mutual_information > 1.0  # ... but y is a function of x
+
+
+def test_mutual_information_ignores_offset_and_scale():
+    """Similarities like 0.99999999x must not drown in scikit-learn's tie-breaking jitter."""
+    rng = np.random.default_rng(4)
+    xy = rng.multivariate_normal([0, 0], [[1, 0.8], [0.8, 1]], size=500)
+    plain = correlations(xy[:, 0], xy[:, 1])
+    tiny = correlations(1e-3 * xy[:, 0] + 7.0, 1.0 + 1e-9 * xy[:, 1])
+    assert tiny.mutual_information == pytest.approx(plain.mutual_information, abs=1e-6)
+    assert tiny.pearson == pytest.approx(plain.pearson, abs=1e-5)
+
+
+def test_mutual_information_is_deterministic():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=100), rng.normal(size=100)
+    assert correlations(x, y).mutual_information == correlations(x, y).mutual_information
+
+
+@pytest.mark.parametrize(
+    "x, y, reason",
+    [
+        ([1, 2, 3, 4], [5, 5, 5, 5], "y is constant"),
+        ([2, 2, 2, 2], [1, 2, 3, 4], "x is constant"),
+        ([2, 2, 2], [1, 1, 1], "both columns are constant"),
+        ([1, 2], [3, 4], "fewer than 3 samples (n = 2)"),
+        ([], [], "fewer than 3 samples (n = 0)"),
+        ([1, np.nan, 3, 4], [1, 2, np.inf, 0], "fewer than 3 samples (n = 2)"),
+    ],
+)
+def test_undefined_cases_give_nan_and_a_reason(x, y, reason):
+    c = correlations(x, y)
+    assert math.isnan(c.pearson) and math.isnan(c.spearman) and math.isnan(c.mutual_information)
+    assert c.reason == reason
+
+
+def test_non_finite_pairs_are_dropped():
+    c = correlations([1, 2, np.nan, 3, 4], [2, 4, 5, 6, np.nan])
+    assert c.n == 3 and c.pearson == pytest.approx(1.0)
+
+
+def test_mutual_information_needs_more_samples_than_neighbours():
+    c = correlations([1, 2, 3], [1, 3, 2])
+    assert np.isfinite(c.pearson) and math.isnan(c.mutual_information)
+    assert "more than 3 samples" in c.reason
+
+
+def test_mismatched_lengths_raise():
+    with pytest.raises(ValueError):
+        correlations([1, 2, 3], [1, 2])
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+def clustered(seed=0, n_groups=10, per_group=4, noise=0.5):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n_groups * per_group)
+    y = x + noise * rng.normal(size=x.size)
+    return x, y, np.repeat(np.arange(n_groups), per_group)
+
+
+@pytest.mark.parametrize("method", ["pearson", "spearman"])
+def test_bootstrap_contains_estimate_and_is_deterministic(method):
+    x, y, g = clustered()
+    estimate = getattr(correlations(x, y), method)
+    lo, hi = bootstrap_ci(x, y, g, method=method, n_bootstrap=500, seed=11)
+    assert lo < estimate < hi and hi - lo < 0.7
+    assert bootstrap_ci(x, y, g, method=method, n_bootstrap=500, seed=11) == (lo, hi)
+    assert bootstrap_ci(x, y, g, method=method, n_bootstrap=500, seed=12) != (lo, hi)
+
+
+def test_bootstrap_hierarchical_is_wider_for_clustered_data():
+    """With a shared per-structure effect, resampling structures widens the interval."""
+    rng = np.random.default_rng(7)
+    groups = np.repeat(np.arange(8), 10)
+    effect = rng.normal(size=8)[groups]
+    x = effect + 0.3 * rng.normal(size=groups.size)
+    y = effect + 0.3 * rng.normal(size=groups.size)
+    lo_h, hi_h = bootstrap_ci(x, y, groups, n_bootstrap=1000, seed=0)
+    lo_p, hi_p = bootstrap_ci(x, y, None, n_bootstrap=1000, seed=0)
+    assert hi_h - lo_h > 1.5 * (hi_p - lo_p)
+
+
+def test_hierarchical_indices_resample_structures_then_copies():
+    codes = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])  # unequal numbers of copies
+    index, mask = analysis._hierarchical_indices(codes, 200, np.random.default_rng(0))
+    sizes = np.bincount(codes)
+    width = sizes.max()
+    for row, keep in zip(index, mask):
+        blocks = row.reshape(3, width)[:, :], keep.reshape(3, width)
+        for block, valid in zip(*blocks):
+            members = block[valid]
+            group = codes[members[0]]
+            assert (codes[members] == group).all() and members.size == sizes[group]
+
+
+def test_bootstrap_spearman_with_unequal_groups_matches_reference():
+    """The vectorised masked Spearman equals scipy on each replicate."""
+    rng = np.random.default_rng(9)
+    codes = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 3])
+    x, y = rng.normal(size=codes.size), rng.normal(size=codes.size)
+    index, mask = analysis._hierarchical_indices(codes, 50, np.random.default_rng(1))
+    expected = []
+    for row, keep in zip(index, mask):
+        xs, ys = x[row[keep]], y[row[keep]]
+        if np.ptp(xs) == 0 or np.ptp(ys) == 0:
+            expected.append(np.nan)
+        else:
+            expected.append(stats.spearmanr(xs, ys).statistic)
+    xs = stats.rankdata(np.where(mask, x[index], np.inf), axis=1)
+    ys = stats.rankdata(np.where(mask, y[index], np.inf), axis=1)
+    got = analysis._masked_pearson(xs, ys, mask)
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_bootstrap_undefined():
+    assert all(math.isnan(v) for v in bootstrap_ci([1, 2, 3], [4, 4, 4]))
+    assert all(math.isnan(v) for v in bootstrap_ci([1, 2], [1, 2]))
+    with pytest.raises(ValueError):
+        bootstrap_ci([1, 2, 3], [1, 2, 3], method="kendall")
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def synthetic_rows(seed=0, n_structures=10, n_copies=4, prefix=""):
+    """Sweep-like rows for every SI cell; per column a known relation between AMD and similarity."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for noise_type, levels in analysis.SI_LEVELS.items():
+        for level in levels:
+            for column, (loss, constrained) in COLUMN_RUNS.items():
+                if constrained and noise_type == "coordinates":
+                    continue
+                n = n_structures * n_copies
+                d = rng.uniform(0.01, 1.0, n)
+                frames.append(pd.DataFrame({
+                    "structure": np.repeat([f"S{i}" for i in range(n_structures)], n_copies),
+                    "copy": np.tile(np.arange(n_copies), n_structures),
+                    "noise_type": noise_type, "noise_level": level, "loss": loss, "constrained": constrained,
+                    "lr": 1e-2 if noise_type == "lattice" else 1e-3,
+                    f"{prefix}amd_distance": d,
+                    # similarity falls as the AMD distance grows: positive correlation with -AMD
+                    f"{prefix}similarity_{loss}": 1.0 - d + 0.05 * rng.normal(size=n),
+                }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_table_layout():
+    table = correlation_table(synthetic_rows(), "pearson")
+    assert table.shape == (10, 5)
+    assert list(table.columns) == list(SI_COLUMNS) == [
+        "Cosine Similarity", "MSE", "Entropy Similarity", "Cross Correlation", "Cosine Similarity + Constraints"]
+    assert table.index.equals(SI_INDEX)
+    assert table.index.names == ["Noise Type", "Noise Level"]
+    assert list(table.index) == [("Lattice", lv) for lv in (0.01, 0.05, 0.1, 0.15, 0.2)] + [
+        ("Coordinates", lv) for lv in (0.001, 0.005, 0.01, 0.05, 0.1)]
+    assert table.loc["Coordinates", "Cosine Similarity + Constraints"].isna().all()
+    assert table.loc["Lattice"].notna().all().all()
+    assert (table.loc["Lattice"] > 0.9).all().all()
+
+
+def test_sign_convention():
+    """Smaller AMD distance together with higher similarity gives a positive correlation."""
+    rows = synthetic_rows()
+    assert (correlation_table(rows, "pearson").loc["Lattice"] > 0).all().all()
+    assert (correlation_table(rows, "spearman").loc["Lattice"] > 0).all().all()
+    flipped = rows.assign(amd_distance=-rows["amd_distance"] + 2)  # now larger distance ↔ higher similarity
+    assert (correlation_table(flipped, "pearson").loc["Lattice"] < 0).all().all()
+
+
+def test_each_column_uses_its_own_metric_and_runs():
+    rows = synthetic_rows()
+    # scramble the cosine similarity of the *constrained* runs only
+    constrained = rows["constrained"]
+    rows.loc[constrained, "similarity_cosine"] = np.random.default_rng(0).permutation(
+        rows.loc[constrained, "similarity_cosine"].to_numpy())
+    table = correlation_table(rows)
+    assert (table.loc["Lattice", "Cosine Similarity"] > 0.9).all()
+    assert (table.loc["Lattice", "Cosine Similarity + Constraints"].abs() < 0.5).all()
+
+
+def test_start_stage_uses_start_columns():
+    rows = synthetic_rows(prefix="start_")
+    rows["amd_distance"] = 1.0  # end structures: constant, so the final table is undefined
+    for loss in ("cosine", "mse", "entropy", "cross_correlation"):
+        rows[f"similarity_{loss}"] = 0.5
+    assert correlation_table(rows, stage="start").loc["Lattice"].gt(0.9).all().all()
+    cells = correlation_cells(rows, n_bootstrap=0)
+    assert cells["pearson"].isna().all()
+    assert set(cells["reason"]) == {"both columns are constant", analysis._NOT_RUN}
+
+
+def test_cells_report_counts_ci_and_missing_runs():
+    rows = synthetic_rows()
+    rows.loc[0, "similarity_cosine"] = np.nan  # an invalid end lattice
+    rows = rows[~((rows["loss"] == "mse") & (rows["noise_level"] == 0.2))]
+    cells = correlation_cells(rows, n_bootstrap=200).set_index(["noise_type", "noise_level", "column"])
+    first = cells.loc[("lattice", 0.01, "Cosine Similarity")]
+    assert first.n == 39 and first.n_dropped == 1 and first.n_structures == 10
+    assert first.pearson_lo < first.pearson < first.pearson_hi
+    assert first.spearman_lo < first.spearman < first.spearman_hi
+    assert np.isfinite(first.mutual_information) and first.mutual_information > 0.5
+    assert cells.loc[("lattice", 0.2, "MSE"), "reason"] == "no runs"
+    assert cells.loc[("coordinates", 0.1, "Cosine Similarity + Constraints"), "reason"].startswith("not run")
+
+
+def test_paper_tables_exact():
+    assert PAPER_TABLE_S1.shape == PAPER_TABLE_S2.shape == (10, 5)
+    assert PAPER_TABLE_S1.loc[("Lattice", 0.01)].tolist() == [0.76, 0.59, 0.31, 0.58, 0.79]
+    assert PAPER_TABLE_S1.loc[("Coordinates", 0.01)].tolist()[:4] == [-0.64, 0.46, -0.64, -0.82]
+    assert PAPER_TABLE_S2.loc[("Lattice", 0.2)].tolist() == [0.3, 0.13, 0.12, 0.13, 0.55]
+    assert PAPER_TABLE_S2.loc[("Coordinates", 0.1)].tolist()[:4] == [0.5, 0.52, 0.28, 0.26]
+    for text, numbers in ((PAPER_TABLE_S1_TEXT, PAPER_TABLE_S1), (PAPER_TABLE_S2_TEXT, PAPER_TABLE_S2)):
+        assert numbers.isna().sum().sum() == 7  # 2 blank + 5 dashes
+        marks = [paper_mark(text, r, c) for r in SI_INDEX for c in SI_COLUMNS]
+        assert marks.count("blank") == 2 and marks.count("dash") == 5
+        assert paper_mark(text, ("Coordinates", 0.005), "Cross Correlation") == "blank"
+        assert paper_mark(text, ("Coordinates", 0.01), "Cross Correlation") == "value"
+
+
+def test_formatted_table_keeps_blank_cells_blank():
+    cells = correlation_cells(synthetic_rows(), n_bootstrap=100)
+    for method, paper in (("pearson", PAPER_TABLE_S1), ("spearman", PAPER_TABLE_S2)):
+        table = format_comparison(cells, method)
+        assert table.shape == (10, 5) and table.index.equals(SI_INDEX) and list(table.columns) == list(SI_COLUMNS)
+        for lv in (0.001, 0.005):
+            assert table.loc[("Coordinates", lv), "Cross Correlation"].endswith("· blank in SI")
+        assert table.loc["Coordinates", "Cosine Similarity + Constraints"].eq("not run · -").all()
+        cell = table.loc[("Lattice", 0.05), "MSE"]
+        ours, lo, hi = cells.set_index(["noise_type", "noise_level", "column"]).loc[
+            ("lattice", 0.05, "MSE"), [method, f"{method}_lo", f"{method}_hi"]]
+        assert cell == f"{ours:.2f} [{lo:.2f}, {hi:.2f}] · {paper.loc[('Lattice', 0.05), 'MSE']:g}"
+
+
+def test_compare_with_paper_status():
+    cells = correlation_cells(synthetic_rows(), n_bootstrap=100)
+    comparison = compare_with_paper(cells, "pearson").set_index(["noise_type", "noise_level", "column"])
+    assert comparison.loc[("coordinates", 0.001, "Cross Correlation"), "status"] == "no paper value"
+    assert comparison.loc[("coordinates", 0.001, "Cross Correlation"), "paper_mark"] == "blank"
+    assert comparison.loc[("coordinates", 0.001, "Cosine Similarity"), "status"] == "opposite sign"  # paper −0.64
+    assert comparison.loc[("lattice", 0.2, "Cosine Similarity"), "status"] == "same sign, outside CI"  # paper 0.05
+    assert comparison.loc[("coordinates", 0.1, "Cosine Similarity + Constraints"), "status"] == "not computed"
+    assert set(comparison["status"]) <= {"paper inside CI", "same sign, outside CI", "opposite sign",
+                                         "no paper value", "not computed"}
+
+
+def test_si_layout_of_any_value():
+    cells = correlation_cells(synthetic_rows(), n_bootstrap=0)
+    n = si_layout(cells, "n")
+    assert n.shape == (10, 5) and n.loc[("Lattice", 0.1), "MSE"] == 40
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def test_claims_hold_on_the_paper_tables():
+    for table in (PAPER_TABLE_S1, PAPER_TABLE_S2):
+        claims = evaluate_claims(table)
+        assert claims["verdict"].tolist() == ["holds", "holds", "holds"]
+        assert claims["claim"].str.startswith(("(i)", "(ii)", "(iii)")).all()
+
+
+def test_claims_fail_and_undetermined():
+    table = PAPER_TABLE_S1.copy()
+    table.loc[("Lattice", 0.2), "Cosine Similarity"] = 0.9  # rises
+    table.loc[("Lattice", 0.1), "Cosine Similarity + Constraints"] = 0.1  # below unconstrained 0.36
+    table.loc[("Coordinates", 0.005), "Entropy Similarity"] = 0.2  # positive
+    claims = evaluate_claims(table)
+    assert claims["verdict"].tolist() == ["does not hold"] * 3
+    assert "4 of 5 negative" not in claims.loc[2, "evidence"] and "5 of 6 negative" in claims.loc[2, "evidence"]
+    table.loc[("Lattice", 0.01), "Cosine Similarity"] = np.nan
+    assert evaluate_claims(table).loc[0, "verdict"] == "undetermined"
+
+
+def test_claims_strength_uses_cis():
+    table = PAPER_TABLE_S1
+    claims = evaluate_claims(table, lo=table - 0.05, hi=table + 0.05)
+    assert claims.loc[0, "strength"] == "CIs separated"
+    assert claims.loc[1, "strength"] == "CIs separated at 4 of 4 levels"
+    assert claims.loc[2, "strength"] == "CI below 0 in 6 of 6 cells"
+    wide = evaluate_claims(table, lo=table - 1, hi=table + 1)
+    assert wide.loc[0, "strength"] == "CIs overlap"
+
+
+def test_claims_on_a_computed_table():
+    cells = correlation_cells(synthetic_rows(), n_bootstrap=0)
+    claims = evaluate_claims(si_layout(cells, "pearson"))
+    assert claims.loc[2, "verdict"] == "does not hold"  # synthetic coordinate correlations are positive
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def test_select_learning_rates():
+    rows = pd.DataFrame({
+        "noise_type": ["lattice"] * 4 + ["coordinates"] * 2,
+        "lr": [1e-3, 1e-3, 1e-2, 1e-2, 1e-4, 1e-4],
+        "match": [True, True, False, True, False, False],
+    })
+    kept, chosen = select_learning_rates(rows)
+    assert chosen == {"lattice": 1e-3, "coordinates": 1e-4} and len(kept) == 4
+    kept, chosen = select_learning_rates(rows, lattice=1e-2)
+    assert chosen["lattice"] == 1e-2 and len(kept) == 4
+    with pytest.raises(ValueError, match="no lattice runs"):
+        select_learning_rates(rows, lattice=5e-4)
+
+
+def test_amd_prefix_property_and_final_structures(tmp_path):
+    """AMD distances for several k from one computation; end structures rebuilt from rows and npz."""
+    import torch
+
+    from xrdnb import crystal_from_structure, load_structure
+    from xrdnb.evaluate import amd_distances
+
+    truth = crystal_from_structure(load_structure("Au2S"))
+    coords = truth.frac_coords.repeat(2, 1, 1) + torch.tensor(0.01) * torch.arange(2.0).view(2, 1, 1)
+    (tmp_path / "cells").mkdir()
+    np.savez(tmp_path / "cells" / "coo.npz", params=np.stack([truth.frac_coords.repeat(2, 1, 1).numpy(), coords.numpy()]))
+    a = float(truth.lattice[0, 0])
+    rows = pd.DataFrame({
+        "cell_id": ["lat", "coo", "coo"], "structure": "Au2S", "noise_type": ["lattice", "coordinates", "coordinates"],
+        "copy": [0, 0, 1], "final_a": [a * 1.01, a, a], "final_b": a, "final_c": a,
+        "final_alpha": [91.0, 90, 90], "final_beta": 90.0, "final_gamma": 90.0,
+    })
+    structures = analysis.final_structures(rows, tmp_path)
+    assert structures[0].lattice.a == pytest.approx(a * 1.01) and structures[0].lattice.alpha == pytest.approx(91.0)
+    np.testing.assert_allclose(structures[2].frac_coords, coords[1].numpy() % 1.0, atol=1e-12)
+    reference = truth.to_structures()[0]
+    table = analysis.amd_distances_for_k(structures, [reference] * 3, ks=(20, 50))
+    assert list(table.columns) == ["amd_k20", "amd_k50"]
+    np.testing.assert_allclose(table["amd_k20"], amd_distances(structures, reference, k=20), rtol=1e-12)
+    np.testing.assert_allclose(table["amd_k50"], amd_distances(structures, reference, k=50), rtol=1e-12)
+    assert table.loc[1, "amd_k50"] == pytest.approx(0.0, abs=1e-9)  # copy 0 is the ground truth
+
+
+def test_doctests():
+    result = doctest.testmod(analysis)
+    assert result.failed == 0 and result.attempted > 10
+
+
+def test_run_cells_with_units_matches_the_sweep_and_resumes(tmp_path):
+    """With Å units the re-run reproduces the sweep's rows; fractional units distort more; cached."""
+    from xrdnb.sweep import Cell, run_cell
+
+    cell = Cell("U2Ti", "coordinates", 0.01, "cosine", False, 1e-4, 0, n_copies=2, max_steps=2, patience=5, record_every=1)
+    ang = analysis.run_cells_with_units([cell], tmp_path, "angstrom")
+    sweep_rows, _ = run_cell(cell)
+    for col in ("amd_distance", "start_amd_distance", "similarity_cosine", "start_similarity_cosine", "match"):
+        np.testing.assert_array_equal(ang[col].to_numpy(), sweep_rows[col].to_numpy())
+    frac = analysis.run_cells_with_units([cell], tmp_path, "fractional")
+    assert (frac["units"] == "fractional").all() and (ang["units"] == "angstrom").all()
+    assert (frac["start_amd_distance"] > ang["start_amd_distance"]).all()  # U2Ti: a ≈ 4.8 Å, so σ·a > σ
+    assert (tmp_path / "sensitivity" / "units-fractional" / f"{cell.cell_id}.csv").exists()
+    again = analysis.run_cells_with_units([cell], tmp_path, "fractional")  # read back, not re-run
+    pd.testing.assert_frame_equal(again, frac)
+    with pytest.raises(ValueError):
+        analysis.run_cells_with_units([cell], tmp_path, "nm")
