@@ -48,7 +48,7 @@ from .symmetry import project_lattice
 __all__ = ["GDConfig", "GDState", "GDResult", "init_state", "gd_step", "run_gradient_descent", "STOP_REASONS"]
 
 STOP_REASONS = ("running", "converged", "max_steps", "invalid_lattice")
-"""Status of a copy: still running, or why it stopped (indexed by ``GDState.status``)."""
+"""Status names of a copy, indexed by ``GDState.status`` (running, or why it stopped)."""
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["Cell", "SweepSpec", "PROFILES", "run_cell", "run_sweep", "load_results", "cell_path"]
+__all__ = ["Cell", "SweepSpec", "PROFILES", "run_cell", "run_sweep", "load_results", "load_trajectories", "cell_path", "with_overrides"]
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class Cell:
 
     @property
     def cell_id(self) -> str:
-        """Stable identifier: readable prefix plus a hash of every field."""
+        """Stable identifier of the cell, a readable prefix plus a hash of every field."""
         text = json.dumps(asdict(self), sort_keys=True)
         digest = hashlib.sha1(text.encode()).hexdigest()[:12]
         tag = "c" if self.constrained else "u"
