@@ -1,0 +1,392 @@
+"""The energy baseline: CHGNet relaxation and CHGNet energies (SI §1.4, §1.8).
+
+This is the CHGNet/ASE edge of the package. The study relaxes the same distorted
+structures that gradient descent on XRD similarity starts from, with the universal
+interatomic potential CHGNet (Deng et al., Nat. Mach. Intell. 2023), whose weights ship
+inside the ``chgnet`` wheel (no download):
+
+* coordinate distortions: ASE's ``BFGS`` on the atomic positions, cell fixed;
+* lattice distortions: ``BFGS`` on ASE's ``FrechetCellFilter`` (positions and cell together);
+* stop when the largest force — for the cell filter including its stress components —
+  is below ``fmax`` = 0.02 eV/Å (SI), or after ``max_steps`` optimizer steps (a choice of
+  this project; the SI states no limit).
+
+The model is loaded once per process and device (:func:`load_model` is cached) and runs on
+the CPU or a CUDA device. Energies are CHGNet's, in eV per atom.
+
+>>> import xrdnb
+>>> from xrdnb.relax import chgnet_energies
+>>> e = chgnet_energies([xrdnb.load_structure("SrTe")])
+>>> e.shape, bool(-5.0 < e[0] < -2.0)
+((1,), True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .crystal import Crystal
+
+__all__ = [
+    "FMAX",
+    "resolve_device",
+    "load_model",
+    "Relaxation",
+    "relax",
+    "relax_many",
+    "relax_cell_for",
+    "lattice_deviation",
+    "chgnet_energies",
+    "energy_fn",
+]
+
+FMAX = 0.02
+"""Force threshold of the relaxations, eV/Å (SI §1.4)."""
+
+
+def resolve_device(device: str | torch.device | None = "cpu") -> str:
+    """The device string CHGNet runs on: ``"cpu"``, ``"cuda"``/``"cuda:N"``, or ``"auto"`` (CUDA when available).
+
+    Parameters
+    ----------
+    device
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"`` or ``None`` (= ``"auto"``).
+
+    Returns
+    -------
+    str
+        a torch device string.
+
+    Raises
+    ------
+    ValueError
+        if CUDA is asked for but not available.
+    """
+    if device is None or str(device) == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    name = str(torch.device(device))
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return name
+
+
+@functools.lru_cache(maxsize=None)
+def _load_model(device: str):
+    from chgnet.model import CHGNet
+
+    with contextlib.redirect_stdout(io.StringIO()):  # CHGNet prints its size on loading
+        model = CHGNet.load(use_device=device, verbose=False)
+    model.eval()
+    return model
+
+
+def load_model(device: str | torch.device | None = "cpu"):
+    """The pretrained CHGNet model on ``device``, loaded once per process and device.
+
+    Parameters
+    ----------
+    device
+        see :func:`resolve_device`.
+
+    Returns
+    -------
+    object
+        the ``chgnet.model.CHGNet`` model, the same object on every call with the same
+        device (``functools.lru_cache``).
+    """
+    return _load_model(resolve_device(device))
+
+
+def relax_cell_for(noise_type: str) -> bool:
+    """Whether the relaxation of a distortion of ``noise_type`` moves the cell (SI §1.4).
+
+    Parameters
+    ----------
+    noise_type
+        ``"lattice"`` (FrechetCellFilter + BFGS: True) or ``"coordinates"`` (BFGS: False).
+
+    Returns
+    -------
+    bool
+    """
+    if noise_type not in ("lattice", "coordinates"):
+        raise ValueError(f"unknown noise type {noise_type!r}; valid: 'lattice', 'coordinates'")
+    return noise_type == "lattice"
+
+
+@dataclass
+class Relaxation:
+    """Outcome of one CHGNet relaxation.
+
+    Attributes
+    ----------
+    structure
+        the final pymatgen ``Structure``.
+    energies
+        ``(T,)`` CHGNet energy (eV/atom) at the start and after each optimizer step,
+        ``T = steps + 1``.
+    steps
+        optimizer steps taken (≤ the step limit).
+    converged
+        True when the largest force (with the cell filter: including its stress
+        components) fell below ``fmax`` within the step limit; False when the limit ran out.
+    fmax
+        the largest force at the end (eV/Å).
+    relax_cell
+        whether the cell was relaxed (FrechetCellFilter).
+    """
+
+    structure: object
+    energies: np.ndarray
+    steps: int
+    converged: bool
+    fmax: float
+    relax_cell: bool
+
+
+def _one_blas_thread():
+    """Limit BLAS/LAPACK to one thread while the optimizer runs.
+
+    The cell filter's matrix exponential and logarithm and BFGS's solves work on tiny
+    matrices; a multi-threaded BLAS only adds synchronisation, which on a busy machine made
+    each 3×3 solve take milliseconds (15× slower relaxations). Uses ``threadpoolctl``
+    (installed with scikit-learn) when available.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1)
+
+
+def _calculator(model, device: str):
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    with contextlib.redirect_stdout(io.StringIO()):  # the calculator prints its device
+        return CHGNetCalculator(model=model, use_device=device)
+
+
+def relax(
+    structure,
+    *,
+    relax_cell: bool = True,
+    fmax: float = FMAX,
+    max_steps: int = 500,
+    device: str | torch.device | None = "cpu",
+    model=None,
+) -> Relaxation:
+    """Relax one structure with CHGNet: BFGS, on a FrechetCellFilter when ``relax_cell``.
+
+    Parameters
+    ----------
+    structure
+        a pymatgen ``Structure``.
+    relax_cell
+        relax the cell too (lattice distortions) or only the positions (coordinate
+        distortions); see :func:`relax_cell_for`.
+    fmax
+        force threshold, eV/Å (SI: 0.02).
+    max_steps
+        step limit of the optimizer (≥ 0).
+    device
+        see :func:`resolve_device`.
+    model
+        a CHGNet model; default :func:`load_model` on ``device``.
+
+    Returns
+    -------
+    Relaxation
+    """
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import BFGS
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    if max_steps < 0:
+        raise ValueError(f"max_steps must be >= 0, got {max_steps}")
+    device = resolve_device(device)
+    model = load_model(device) if model is None else model
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    atoms.calc = _calculator(model, device)
+    target = FrechetCellFilter(atoms) if relax_cell else atoms
+    n_atoms = len(atoms)
+    energies: list[float] = []
+    with warnings.catch_warnings(), _one_blas_thread():
+        warnings.simplefilter("ignore")  # CHGNet's tensor-to-scalar warnings
+        optimizer = BFGS(target, logfile=None)
+        optimizer.attach(lambda: energies.append(float(atoms.get_potential_energy()) / n_atoms), interval=1)
+        converged = bool(optimizer.run(fmax=fmax, steps=max_steps))
+        forces = target.get_forces()
+    final = AseAtomsAdaptor.get_structure(atoms)
+    return Relaxation(
+        structure=final,
+        energies=np.asarray(energies, dtype=np.float64),
+        steps=int(optimizer.nsteps),
+        converged=converged,
+        fmax=float(np.sqrt((forces**2).sum(axis=1)).max()) if len(forces) else 0.0,
+        relax_cell=relax_cell,
+    )
+
+
+def _relax_in_worker(args):
+    structure, kwargs = args
+    torch.set_num_threads(1)
+    return relax(structure, **kwargs)
+
+
+def relax_many(
+    structures: Sequence,
+    *,
+    relax_cell: bool = True,
+    fmax: float = FMAX,
+    max_steps: int = 500,
+    device: str | torch.device | None = "cpu",
+    workers: int = 0,
+) -> list[Relaxation]:
+    """:func:`relax` for each structure, in this process or on ``workers`` local processes.
+
+    Parameters
+    ----------
+    structures
+        pymatgen ``Structure`` objects (e.g. ``Crystal.to_structures()`` of distorted copies).
+    relax_cell, fmax, max_steps, device
+        see :func:`relax`.
+    workers
+        0: one after the other in this process (one model, loaded once); N > 0: a pool
+        of N single-threaded CPU processes (``spawn``), each loading the model once.
+        Relaxations are independent, so the results do not depend on ``workers``.
+
+    Returns
+    -------
+    list of Relaxation
+        in the order of ``structures``.
+    """
+    structures = list(structures)
+    kwargs = dict(relax_cell=relax_cell, fmax=fmax, max_steps=max_steps, device=device)
+    if workers and len(structures) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        if resolve_device(device) != "cpu":
+            raise ValueError("workers > 0 runs on CPU processes; use workers=0 with a GPU")
+        context = multiprocessing.get_context("spawn")
+        # largest structures first, so that a long relaxation does not start last
+        order = sorted(range(len(structures)), key=lambda k: -len(structures[k]))
+        with ProcessPoolExecutor(max_workers=min(workers, len(structures)), mp_context=context) as pool:
+            done = list(pool.map(_relax_in_worker, [(structures[k], kwargs) for k in order]))
+        results: list[Relaxation | None] = [None] * len(structures)
+        for k, result in zip(order, done):
+            results[k] = result
+        return results
+    model = load_model(device)
+    return [relax(s, model=model, **kwargs) for s in structures]
+
+
+def lattice_deviation(structure, reference, *, search_tol: float = 0.1) -> float:
+    """Largest relative difference of the six lattice parameters, over the best-matching basis.
+
+    The lattice of ``structure`` is compared with that of ``reference`` in every basis of
+    it whose lengths lie within ``search_tol`` (relative) and angles within
+    ``100·search_tol`` degrees of the reference's (pymatgen's ``Lattice.find_all_mappings``),
+    so that an equivalent cell in another setting (e.g. b' = a + b) counts as the same
+    lattice. Angles are compared relative to the reference's angles.
+
+    Parameters
+    ----------
+    structure, reference
+        pymatgen ``Structure`` objects (or ``Lattice`` objects).
+    search_tol
+        how far a basis may be from the reference to be considered.
+
+    Returns
+    -------
+    float
+        ``min over bases of max_i |p_i / p_ref,i − 1|``; ``inf`` when no basis is within
+        ``search_tol``.
+
+    Examples
+    --------
+    >>> from pymatgen.core import Lattice
+    >>> ref = Lattice.cubic(5.0)
+    >>> sheared = Lattice([[5.0, 0, 0], [5.0, 5.05, 0], [0, 0, 5.0]])  # b' = a + b, b 1 % longer
+    >>> round(lattice_deviation(sheared, ref), 4)
+    0.01
+    """
+    from pymatgen.core import Lattice
+
+    lattice = structure if isinstance(structure, Lattice) else structure.lattice
+    ref = reference if isinstance(reference, Lattice) else reference.lattice
+    target = np.array(ref.parameters)
+    best = np.inf
+    for _, _, scale in lattice.find_all_mappings(ref, ltol=search_tol, atol=100 * search_tol, skip_rotation_matrix=True):
+        if abs(round(np.linalg.det(scale))) != 1:
+            continue
+        params = np.array(Lattice(scale @ lattice.matrix).parameters)
+        best = min(best, float(np.abs(params / target - 1).max()))
+    return best
+
+
+def chgnet_energies(
+    structures: Sequence,
+    *,
+    device: str | torch.device | None = "cpu",
+    batch_size: int = 64,
+    model=None,
+) -> np.ndarray:
+    """CHGNet energies (eV/atom) of many structures, predicted in batches.
+
+    Parameters
+    ----------
+    structures
+        pymatgen ``Structure`` objects.
+    device
+        see :func:`resolve_device`.
+    batch_size
+        structures per CHGNet batch (``predict_structure``'s ``batch_size``).
+    model
+        a CHGNet model; default :func:`load_model` on ``device``.
+
+    Returns
+    -------
+    ndarray
+        ``(M,)`` float64 energies per atom.
+    """
+    structures = list(structures)
+    if not structures:
+        return np.zeros(0)
+    model = load_model(device) if model is None else model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        predictions = model.predict_structure(structures, task="e", batch_size=batch_size)
+    if isinstance(predictions, dict):
+        predictions = [predictions]
+    return np.array([float(p["e"]) for p in predictions], dtype=np.float64)
+
+
+def energy_fn(*, device: str | torch.device | None = "cpu", batch_size: int = 64, model=None) -> Callable[[Crystal], torch.Tensor]:
+    """``f(Crystal) -> (B,)`` CHGNet energies (eV/atom), for :func:`xrdnb.landscape.evaluate_lattices`.
+
+    Parameters
+    ----------
+    device, batch_size, model
+        see :func:`chgnet_energies`.
+
+    Returns
+    -------
+    callable
+        maps a batch of ``B`` copies to a float64 CPU tensor ``(B,)`` of energies per atom
+        (copies become pymatgen structures at this edge).
+    """
+
+    def value_fn(crystal: Crystal) -> torch.Tensor:
+        values = chgnet_energies(crystal.to_structures(), device=device, batch_size=batch_size, model=model)
+        return torch.as_tensor(values, dtype=torch.float64)
+
+    return value_fn
