@@ -949,51 +949,11 @@ def amd_distances_for_k(structures: Sequence, references: Sequence, ks: Iterable
 
 
 def _run_cell_with_units(cell, units: str) -> pd.DataFrame:
-    """One sweep cell (:func:`xrdnb.sweep.run_cell`'s pipeline) with coordinate noise in ``units``."""
-    import torch
+    """One sweep cell (:func:`xrdnb.sweep.run_cell`) with coordinate noise in ``units``."""
+    from .sweep import run_cell
 
-    from .crystal import crystal_from_structure
-    from .distortions import distort
-    from .evaluate import evaluate_copies
-    from .optimize import GDConfig, run_gradient_descent
-    from .pattern import simulate_pattern
-    from .structures import crystal_family, load_structure
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        structure = load_structure(cell.structure)
-        family = crystal_family(structure)
-        truth = crystal_from_structure(structure)
-        start = distort(truth, cell.noise_type, cell.noise_level, cell.n_copies, cell.seed, units=units)
-        config = GDConfig(
-            mode="lattice" if cell.noise_type == "lattice" else "coordinates",
-            loss=cell.loss,
-            constrained=cell.constrained,
-            family=family if cell.constrained else None,
-            lr=cell.lr,
-            max_steps=cell.max_steps,
-            tol=cell.tol,
-            patience=cell.patience,
-            record_every=cell.record_every,
-        )
-        dtype = getattr(torch, cell.dtype)
-        target = simulate_pattern(truth.to(dtype=dtype), config.simulator_settings())[0]
-        result = run_gradient_descent(start.to(dtype=dtype), target, config, progress=False)
-        end_rows = evaluate_copies(result.crystal, truth)
-        start_rows = evaluate_copies(start, truth)
-    finally:
-        torch.set_num_threads(threads)
-    rows = pd.DataFrame({k: [v] * cell.n_copies for k, v in asdict(cell).items()})
-    rows.insert(0, "cell_id", cell.cell_id)
+    rows, _ = run_cell(cell, units=units)
     rows["units"] = units
-    rows["copy"] = np.arange(cell.n_copies)
-    rows["steps"] = result.steps.numpy()
-    rows["final_loss"] = result.loss.double().numpy()
-    for col in [c for c in end_rows.columns if c != "copy"]:
-        rows[col] = end_rows[col].to_numpy()
-        if col.startswith(("similarity_", "amd_distance", "match")):
-            rows[f"start_{col}"] = start_rows[col].to_numpy()
     return rows
 
 

@@ -205,18 +205,21 @@ def _one_thread():
         torch.set_num_threads(threads)
 
 
-def run_cell(cell: Cell, *, progress: bool = False) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def run_cell(cell: Cell, *, progress: bool = False, units: str = "angstrom") -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Distort, optimise and evaluate one cell; returns (rows, trajectories).
+
+    ``units`` is passed to :func:`xrdnb.distortions.distort` for coordinate noise (the
+    study's choice, Å, by default; ``"fractional"`` for the sensitivity check).
 
     The cell runs on one intra-op thread: float reductions then happen in one order, so
     its rows are bit-identical whether it runs in this process, on a local worker or on a
     cluster. Use ``workers`` in :func:`run_sweep` to use several cores.
     """
     with _one_thread():
-        return _run_cell(cell, progress)
+        return _run_cell(cell, progress, units)
 
 
-def _run_cell(cell: Cell, progress: bool) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def _run_cell(cell: Cell, progress: bool, units: str) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     import torch
 
     from .crystal import crystal_from_structure
@@ -230,7 +233,7 @@ def _run_cell(cell: Cell, progress: bool) -> tuple[pd.DataFrame, dict[str, np.nd
     structure = load_structure(cell.structure)
     family = crystal_family(structure)
     truth = crystal_from_structure(structure)
-    start = distort(truth, cell.noise_type, cell.noise_level, cell.n_copies, cell.seed)
+    start = distort(truth, cell.noise_type, cell.noise_level, cell.n_copies, cell.seed, units=units)
     config = GDConfig(
         mode="lattice" if cell.noise_type == "lattice" else "coordinates",
         loss=cell.loss,
