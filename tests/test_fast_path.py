@@ -74,3 +74,26 @@ def test_cuda_matches_cpu():
     cpu = simulate_pattern(crystal)
     gpu = simulate_pattern(crystal.to(device="cuda")).cpu()
     assert (cpu - gpu).abs().max() < 1e-10
+
+
+@pytest.mark.parametrize("fwhm_min", [None, 0.30])
+def test_tail_series_about_reference_width(fwhm_min):
+    """Peaks of different widths: the tail series about h0 converges to the dense pattern."""
+    grid = torch.arange(0, 90, 0.01, dtype=torch.float64)
+    centre = torch.tensor([[10.0, 30.003, 55.5, 80.25]], dtype=torch.float64)
+    intensity = torch.tensor([[1.0, 0.3, 0.8, 0.5]], dtype=torch.float64)
+    fwhm = torch.tensor([[0.30, 0.35, 0.41, 0.46]], dtype=torch.float64)
+    dense = render_dense(centre, intensity, fwhm, grid, 0.1)
+    fast = render_fast(centre, intensity, fwhm, 0.0, 0.01, 9000, 0.1, 0.46, fwhm_min=fwhm_min)
+    assert (dense - fast).abs().max() < 5e-6
+    one_term = render_fast(centre, intensity, fwhm, 0.0, 0.01, 9000, 0.1, 0.46, fwhm_min=fwhm_min, n_terms=1)
+    assert (dense - one_term).abs().max() > 10 * (dense - fast).abs().max()
+
+
+def test_tail_terms_adapt_to_width_range():
+    from xrdnb.profiles import tail_terms
+
+    lo, hi = XRDSettings().fwhm_range()
+    adaptive = tail_terms(2.0, 0.75, h_sq_range=((lo / 2) ** 2, (hi / 2) ** 2), fwhm_max=hi)
+    assert adaptive < tail_terms(2.0, 0.75)
+    assert tail_terms(2.0, 0.75, h_sq_range=(0.04, 0.04), fwhm_max=0.4) == 1  # one width: exact in one term

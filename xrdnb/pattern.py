@@ -13,6 +13,8 @@ form factors → ``|F|²`` → Lorentz–polarization → pseudo-Voigt peaks wit
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from typing import Literal, Mapping
 
@@ -27,6 +29,13 @@ from .scattering import atomic_form_factors, form_factor_table, lorentz_polariza
 __all__ = ["XRDSettings", "Reflections", "reflections_for", "compute_reflections", "render_pattern", "simulate_pattern"]
 
 Method = Literal["auto", "dense", "fast"]
+
+
+@functools.lru_cache(maxsize=64)
+def _fwhm_range(two_theta_min: float, two_theta_max: float, U: float, V: float, W: float) -> tuple[float, float]:
+    tan = torch.tan(torch.deg2rad(torch.linspace(two_theta_min, two_theta_max, 2001, dtype=torch.float64)) / 2)
+    h2 = U * tan * tan + V * tan + W
+    return float(torch.sqrt(h2.min().clamp_min(0))), float(torch.sqrt(h2.max().clamp_min(0)))
 
 
 @dataclass(frozen=True)
@@ -95,9 +104,7 @@ class XRDSettings:
 
     def fwhm_range(self) -> tuple[float, float]:
         """Smallest and largest Caglioti FWHM (degrees) on the 2θ range."""
-        tan = torch.tan(torch.deg2rad(torch.linspace(self.two_theta_min, self.two_theta_max, 2001, dtype=torch.float64)) / 2)
-        h2 = self.U * tan * tan + self.V * tan + self.W
-        return float(torch.sqrt(h2.min().clamp_min(0))), float(torch.sqrt(h2.max().clamp_min(0)))
+        return _fwhm_range(self.two_theta_min, self.two_theta_max, self.U, self.V, self.W)
 
     def resolved_method(self) -> str:
         """``"fast"`` unless its windows would cover a quarter of the grid or more."""
@@ -167,6 +174,7 @@ def render_pattern(refl: Reflections, settings: XRDSettings = DEFAULT_SETTINGS, 
         grid = settings.grid(refl.two_theta.dtype, refl.two_theta.device)
         return render_dense(refl.two_theta, refl.intensity, refl.fwhm, grid, settings.eta)
     if method == "fast":
+        fwhm_min, fwhm_max = settings.fwhm_range()
         return render_fast(
             refl.two_theta,
             refl.intensity,
@@ -175,7 +183,8 @@ def render_pattern(refl: Reflections, settings: XRDSettings = DEFAULT_SETTINGS, 
             settings.two_theta_step,
             settings.n_points,
             settings.eta,
-            settings.fwhm_range()[1],
+            fwhm_max,
+            fwhm_min=fwhm_min,
         )
     raise ValueError(f"unknown method {method!r}")
 
