@@ -46,6 +46,7 @@ __all__ = [
     "lorentzian",
     "pseudo_voigt",
     "window_half_width",
+    "tail_terms",
     "render_dense",
     "render_fast",
 ]
