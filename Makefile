@@ -4,6 +4,7 @@
 #   make book PROFILE=smoke    the same with the quick "smoke" parameters
 #   make test                  run the test suite
 #   make benchmark             run every benchmarks/*.py
+#   make check-pages           open every page of _build/html in headless Chromium (after make book)
 #   make clean                 remove _build
 #
 # The first target that needs it creates .venv and installs the package with all extras.
@@ -14,7 +15,7 @@ BOOK_ARGS ?=
 VENV = .venv
 VPY = $(VENV)/bin/python
 
-.PHONY: all book test benchmark clean
+.PHONY: all book test benchmark clean check-pages
 
 all: book
 
@@ -36,6 +37,9 @@ benchmark: $(VENV)/.installed
 		echo "== $$f"; \
 		$(VPY) "$$f" || exit 1; \
 	done
+
+check-pages: $(VENV)/.installed
+	$(VPY) tools/check_pages.py
 
 clean:
 	rm -rf _build
