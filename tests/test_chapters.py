@@ -23,11 +23,16 @@ import ast
 import re
 from pathlib import Path
 
+import importlib.util
+
 import nbformat
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("build_book", ROOT / "tools" / "build_book.py")
+build_book = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(build_book)
 TOC = ROOT / "_toc.yml"
 PROFILES = ROOT / "notebooks" / "profiles.yml"
 HEADER = ["name", "default", "meaning", "paper", "`paper` profile"]
@@ -39,14 +44,7 @@ CLOSING = "## Where this leaves the argument"
 
 
 def _toc_files(node) -> list[str]:
-    if isinstance(node, list):
-        return [f for item in node for f in _toc_files(item)]
-    if not isinstance(node, dict):
-        return []
-    files = [str(node["file"])] if "file" in node else []
-    for key in ("parts", "chapters", "sections"):
-        files += _toc_files(node.get(key, []))
-    return files
+    return build_book.toc_files(node)
 
 
 def toc_chapters() -> list[str]:

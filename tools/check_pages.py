@@ -50,6 +50,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_book import toc_files  # noqa: E402  (tools/ is not a package)
+
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_SUFFIXES = (".md", ".ipynb", ".rst")
 
@@ -126,17 +129,7 @@ class Page:
 def toc_entries(toc: dict) -> list[str]:
     """The root and every ``file:`` entry of a jb-book ``_toc.yml``, in reading order, without duplicates."""
 
-    def walk(node) -> list[str]:
-        if isinstance(node, list):
-            return [f for item in node for f in walk(item)]
-        if not isinstance(node, dict):
-            return []
-        found = [str(node["file"])] if "file" in node else []
-        for key in ("parts", "chapters", "sections"):
-            found += walk(node.get(key, []))
-        return found
-
-    entries = ([str(toc["root"])] if toc.get("root") else []) + walk(toc)
+    entries = ([str(toc["root"])] if toc.get("root") else []) + toc_files(toc)
     out: list[str] = []
     for entry in entries:
         entry = strip_suffix(entry)

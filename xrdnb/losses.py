@@ -66,6 +66,8 @@ from typing import Callable, Mapping
 
 import torch
 
+from .profiles import _fft_size
+
 __all__ = [
     "LOSS_NAMES",
     "LOSSES",
@@ -253,22 +255,6 @@ def triangle_weights(
     n_lags = max(0, math.ceil(ell) - 1)
     r = torch.arange(-n_lags, n_lags + 1, dtype=dtype, device=device)
     return (1.0 - r.abs() / ell).clamp_min(0.0)
-
-
-def _fft_size(n: int) -> int:
-    """Smallest ``2^a 3^b 5^c >= n`` (a size the FFT libraries handle fast)."""
-    best = 1 << max(0, (n - 1).bit_length())
-    p3 = 1
-    while p3 < best:
-        p35 = p3
-        while p35 < best:
-            m = p35
-            while m < n:
-                m *= 2
-            best = min(best, m)
-            p35 *= 5
-        p3 *= 3
-    return best
 
 
 def _smooth(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
