@@ -79,3 +79,15 @@ def test_settings_validation():
         XRDSettings(U=0.0, V=-1.0, W=0.1)
     with pytest.raises(ValueError, match="method"):
         XRDSettings(method="magic")
+
+
+def test_matcher_settings_expose_primitive_reduction():
+    """A centred cell with displaced atoms: the default matcher's primitive reduction fails, the cell as given matches."""
+    from xrdnb.distortions import distort
+    from xrdnb.evaluate import MatcherTolerances, structures_match
+
+    truth = load_structure("SrTe")  # Fm-3m, conventional cell
+    copies = distort(crystal_from_structure(truth), "coordinates", 0.1, 2, seed=0).to_structures()
+    assert not structures_match(copies, truth).any()
+    assert structures_match(copies, truth, MatcherTolerances(primitive_cell=False)).all()
+    assert structures_match([truth], truth, MatcherTolerances(ltol=0.01, stol=0.01, angle_tol=0.1)).all()

@@ -28,18 +28,39 @@ LATTICE_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
 
 @dataclass(frozen=True)
 class MatcherTolerances:
-    """``StructureMatcher`` tolerances (pymatgen's defaults): fractional length, site and angle (degrees)."""
+    """``StructureMatcher`` settings, pymatgen's defaults (which the study uses).
+
+    ``ltol`` fractional length tolerance, ``stol`` site tolerance (in units of the average
+    free length per atom), ``angle_tol`` degrees; ``primitive_cell`` reduces both structures
+    to primitive cells first, ``scale`` rescales their volumes to each other,
+    ``attempt_supercell`` tries supercell matches.
+
+    With ``primitive_cell=True`` a centred cell whose atoms were displaced independently has no
+    smaller primitive cell any more, and the matcher reports no match even for small
+    displacements (e.g. SrTe, Fm-3m, at 0.1 Å); ``primitive_cell=False`` compares the cells
+    as given.
+    """
 
     ltol: float = 0.2
     stol: float = 0.3
     angle_tol: float = 5.0
+    primitive_cell: bool = True
+    scale: bool = True
+    attempt_supercell: bool = False
 
 
 def structures_match(structures, reference, tolerances: MatcherTolerances = MatcherTolerances()) -> np.ndarray:
     """Boolean per structure: does ``StructureMatcher`` (with ``tolerances``) match it to ``reference``?"""
     from pymatgen.analysis.structure_matcher import StructureMatcher
 
-    matcher = StructureMatcher(ltol=tolerances.ltol, stol=tolerances.stol, angle_tol=tolerances.angle_tol)
+    matcher = StructureMatcher(
+        ltol=tolerances.ltol,
+        stol=tolerances.stol,
+        angle_tol=tolerances.angle_tol,
+        primitive_cell=tolerances.primitive_cell,
+        scale=tolerances.scale,
+        attempt_supercell=tolerances.attempt_supercell,
+    )
     out = []
     for s in structures:
         try:
@@ -104,6 +125,8 @@ def evaluate_copies(
             sims[name][index] = value.numpy()
     rows["match"] = match
     rows["ltol"], rows["stol"], rows["angle_tol"] = tolerances.ltol, tolerances.stol, tolerances.angle_tol
+    rows["primitive_cell"], rows["scale"] = tolerances.primitive_cell, tolerances.scale
+    rows["attempt_supercell"] = tolerances.attempt_supercell
     rows["amd_distance"] = amd_dist
     rows["amd_k"] = amd_k
     for name, value in sims.items():
