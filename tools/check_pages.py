@@ -365,17 +365,25 @@ def check_page(driver, page: Page, base_url: str, site: Path, screenshots: Path,
 
 
 def save_full_page_screenshot(driver, path: Path) -> None:
-    """Capture the whole page (beyond the viewport) through the DevTools protocol."""
+    """Capture the whole page through the DevTools protocol.
+
+    The viewport is first made as tall as the page (``Emulation.setDeviceMetricsOverride``,
+    same width) and restored afterwards: ``captureBeyondViewport`` alone renders long pages
+    of this theme shifted sideways, cutting off the navigation and the start of every line.
+    """
     import base64
 
     metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
     size = metrics.get("cssContentSize") or metrics["contentSize"]
-    width = max(1, int(size["width"]))
+    width = max(1, int(metrics.get("cssLayoutViewport", {}).get("clientWidth") or size["width"]))
     height = max(1, min(int(size["height"]), MAX_SCREENSHOT_HEIGHT))
-    shot = driver.execute_cdp_cmd(
-        "Page.captureScreenshot",
-        {"format": "png", "captureBeyondViewport": True, "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}},
-    )
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        shot = driver.execute_cdp_cmd(
+            "Page.captureScreenshot", {"format": "png", "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}}
+        )
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
