@@ -10,7 +10,7 @@ ground-truth pattern, and the lattice-parameter errors. Pymatgen and ``amd`` app
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -53,14 +53,7 @@ def structures_match(structures, reference, tolerances: MatcherTolerances = Matc
     """Boolean per structure: does ``StructureMatcher`` (with ``tolerances``) match it to ``reference``?"""
     from pymatgen.analysis.structure_matcher import StructureMatcher
 
-    matcher = StructureMatcher(
-        ltol=tolerances.ltol,
-        stol=tolerances.stol,
-        angle_tol=tolerances.angle_tol,
-        primitive_cell=tolerances.primitive_cell,
-        scale=tolerances.scale,
-        attempt_supercell=tolerances.attempt_supercell,
-    )
+    matcher = StructureMatcher(**asdict(tolerances))  # the fields are StructureMatcher's keyword arguments
     out = []
     for s in structures:
         try:
