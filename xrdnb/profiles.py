@@ -272,7 +272,7 @@ def render_fast(
         u[row, col], intensity[row, col], fwhm[row, col], centre[row, col], row, batch, half, n_points, step, eta, r_inner, r_outer
     )
 
-    if n_terms == 0 or n_peaks == 0 or row.numel() == 0:
+    if (n_terms is not None and n_terms <= 0) or n_peaks == 0 or row.numel() == 0:
         return pattern
 
     # --- far field: Lorentzian tails (1 − φ) L as convolutions of weighted sticks ---
