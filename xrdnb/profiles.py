@@ -310,7 +310,8 @@ def render_fast(
 
     n_fft = _fft_size(2 * length - 1)  # no wrap-around for offsets |i' − j'| < length
     kernel_spectrum = _tail_kernel_spectrum(n_terms, length, n_fft, step, r_inner, r_outer, h0_sq, dtype, device)
-    spectrum = torch.einsum("btf,tf->bf", torch.fft.rfft(sticks, n=n_fft), kernel_spectrum)
+    # a product and a sum over the terms: einsum would make this a batch of n_fft/2 tiny complex matmuls
+    spectrum = (torch.fft.rfft(sticks, n=n_fft) * kernel_spectrum).sum(dim=1)
     far = torch.fft.irfft(spectrum, n=n_fft)  # far[i'] with i' = index in the stick array
     # stick index j' = j + 2, so grid point i sits at i' = i + 2
     return pattern + far[:, 2 : 2 + n_points]
