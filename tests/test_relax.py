@@ -69,6 +69,26 @@ def test_coordinate_relaxation_keeps_the_cell(u2ti):
     assert result.converged and result.fmax < rx.FMAX
 
 
+def test_symmetry_constraint_keeps_the_projected_family(u2ti, strained):
+    from xrdnb.symmetry import project_lattice
+
+    truth = xrdnb.crystal_from_structure(u2ti)
+    copy = distort(truth, "lattice", 0.05, 1, seed=0)
+    start = copy.with_lattice(project_lattice(copy.lattice, "hexagonal")).to_structures()[0]
+    [result] = rx.relax_many([start], max_steps=200, symprec=0.01)
+    assert result.space_group == "P6/mmm" and result.converged
+    a, b, c, alpha, beta, gamma = result.structure.lattice.parameters
+    assert a == pytest.approx(b, rel=1e-8) and (alpha, beta, gamma) == pytest.approx((90, 90, 120), abs=1e-6)
+    reference = rx.relax(u2ti, max_steps=200)
+    assert rx.lattice_deviation(result.structure, reference.structure) < 0.01
+    # the unprojected copy has lost the symmetry that the constraint would keep
+    assert rx.relax(strained, max_steps=0, symprec=0.01).space_group == "P-1"
+    assert rx.relax(strained, max_steps=0).space_group is None
+    for bad in (0.0, -0.01):
+        with pytest.raises(ValueError, match="symprec"):
+            rx.relax(strained, symprec=bad)
+
+
 def test_batched_energies_match_single_predictions(u2ti, strained):
     batch = rx.chgnet_energies([u2ti, strained, u2ti], batch_size=2)
     single = [rx.chgnet_energies([s])[0] for s in (u2ti, strained)]
