@@ -20,6 +20,7 @@ The checks read JSON and YAML only: nothing is executed.
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -204,6 +205,19 @@ def test_stored_without_outputs(stem):
     dirty = [i for i, c in enumerate(nb.cells)
              if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)]
     assert not dirty, f"code cells with outputs or an execution count: {dirty} (clear them before committing)"
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_cells_have_unique_ids(stem):
+    """nbformat 4.5 cell ids, read from the raw file (nbformat.read would add missing ones with a warning)."""
+    path = notebook_path(stem)
+    if not path.is_file():
+        pytest.skip(f"{path.relative_to(ROOT)} does not exist yet")
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    ids = [c.get("id") for c in raw["cells"]]
+    missing = [i for i, x in enumerate(ids) if not x]
+    assert not missing, f"cells without an id: {missing} (nbformat 4.5; papermill warns and will fail in future)"
+    assert len(set(ids)) == len(ids), "duplicate cell ids"
 
 
 @pytest.mark.parametrize("stem", CHAPTERS)
