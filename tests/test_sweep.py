@@ -7,8 +7,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from xrdnb import sweep as sw
 
@@ -94,3 +96,37 @@ def test_config_file_and_errors(tmp_path):
         sw.SweepSpec.from_dict({"structures": ["SrTe"], "lattice_levels": [], "coordinate_levels": [], "speed": 3})
     bad = subprocess.run([sys.executable, "-m", "xrdnb.cli", "sweep", "--profile", "huge"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown profile" in bad.stderr
+
+
+def test_device_is_checked_before_any_cell_runs(tmp_path):
+    assert sw.check_device("cpu") == "cpu"
+    assert sw.check_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="not a torch device"):
+        sw.check_device("banana")
+    with pytest.raises(ValueError, match="run on 'cpu' or 'cuda'"):
+        sw.check_device("meta")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no CUDA GPU"):
+            sw.run_sweep(SMOKE, tmp_path / "r", device="cuda", progress=False)
+        assert not (tmp_path / "r" / "cells").exists()  # nothing ran, nothing written
+        bad = subprocess.run(
+            [sys.executable, "-m", "xrdnb.cli", "sweep", "--device", "cuda", "--results", str(tmp_path / "cli")],
+            capture_output=True, text=True,
+        )
+        assert bad.returncode == 2 and "sees no CUDA GPU" in bad.stderr
+
+
+def test_rows_record_the_device(reference):
+    assert set(reference["device"]) == {"cpu"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_cells_agree_with_cpu(tmp_path, reference):
+    """The same copies (drawn on the CPU) optimised on the GPU end where the CPU run ends."""
+    sw.run_sweep(SMOKE, tmp_path / "gpu", device="cuda", progress=False)
+    gpu = rows_of(tmp_path / "gpu")
+    assert set(gpu["device"]) == {"cuda"}
+    for column in ("start_a", "true_a", "noise_level"):
+        np.testing.assert_array_equal(gpu[column], reference[column])
+    np.testing.assert_allclose(gpu["final_a"], reference["final_a"], rtol=1e-4)
+    np.testing.assert_allclose(gpu["final_loss"], reference["final_loss"], rtol=1e-3, atol=1e-5)

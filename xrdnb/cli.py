@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--config", type=Path, help="YAML or JSON file of SweepSpec fields (overrides the profile)")
     sweep.add_argument("--results", type=Path, help="results folder (default results/<profile>)")
     sweep.add_argument("--workers", type=int, default=0, help="local Dask worker processes (default 0: in-process)")
+    sweep.add_argument("--device", default="cpu", help="where gradient descent runs: cpu, cuda, cuda:N or auto (default cpu)")
     sweep.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
     sweep.add_argument("--structures", nargs="+", help="override the structures")
     sweep.add_argument("--copies", type=int, dest="n_copies", help="override copies per cell")
@@ -92,13 +93,18 @@ def _run_sweep(args) -> int:
             return EXIT_BAD_INPUT
     spec = sw.with_overrides(spec, structures=args.structures, n_copies=args.n_copies, max_steps=args.max_steps, seeds=args.seeds)
     results = args.results or Path("results") / args.profile
+    try:
+        device = sw.check_device(args.device)
+    except ValueError as exc:
+        print(f"xrdnb sweep: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     cells = spec.cells()
     if args.list:
         for cell in cells:
             done = "done" if sw.cell_path(results, cell).exists() else "todo"
             print(f"{done}  {cell.cell_id}")
         return 0
-    rows = sw.run_sweep(cells, results, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
+    rows = sw.run_sweep(cells, results, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet, device=device)
     print(f"{len(cells)} cells, {len(rows)} rows -> {results / 'cells'}")
     return 0
 

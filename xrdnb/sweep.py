@@ -12,7 +12,9 @@ loses at most the cells in flight.
 Cells run in this process by default, on ``workers`` local processes, or on any Dask
 cluster given its scheduler address. Each cell uses one thread, so its rows do not depend
 on where it ran; ``workers=2`` uses both cores of a laptop (Dask's distributed scheduler: the workers compute and
-return rows, this process writes them, so no shared file system is needed).
+return rows, this process writes them, so no shared file system is needed). ``device="cuda"``
+runs the gradient descent of each cell on a GPU; the distorted copies are drawn on the CPU
+either way (the same copies for a seed), and the ``device`` column records where a cell ran.
 
 Named profiles (:data:`PROFILES`): ``smoke`` (seconds, for tests), ``book`` (the rendered
 chapters, within the CI budget) and ``paper`` (the SI's scale).
@@ -36,7 +38,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["Cell", "SweepSpec", "PROFILES", "run_cell", "run_sweep", "load_results", "load_trajectories", "cell_path", "with_overrides"]
+__all__ = ["Cell", "SweepSpec", "PROFILES", "check_device", "run_cell", "run_sweep", "load_results", "load_trajectories", "cell_path", "with_overrides"]
 
 
 @dataclass(frozen=True)
@@ -205,21 +207,52 @@ def _one_thread():
         torch.set_num_threads(threads)
 
 
-def run_cell(cell: Cell, *, progress: bool = False, units: str = "angstrom") -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def run_cell(
+    cell: Cell, *, progress: bool = False, units: str = "angstrom", device: str = "cpu"
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Distort, optimise and evaluate one cell; returns (rows, trajectories).
 
     ``units`` is passed to :func:`xrdnb.distortions.distort` for coordinate noise (the
     study's choice, Å, by default; ``"fractional"`` for the sensitivity check).
+    ``device`` is where the gradient descent runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``);
+    distortion and evaluation stay on the CPU.
 
     The cell runs on one intra-op thread: float reductions then happen in one order, so
     its rows are bit-identical whether it runs in this process, on a local worker or on a
     cluster. Use ``workers`` in :func:`run_sweep` to use several cores.
     """
+    device = check_device(device)
     with _one_thread():
-        return _run_cell(cell, progress, units)
+        return _run_cell(cell, progress, units, device)
 
 
-def _run_cell(cell: Cell, progress: bool, units: str) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def check_device(device: str | None) -> str:
+    """``device`` as a torch device string, or a ValueError saying why it cannot be used.
+
+    ``"auto"`` is ``"cuda"`` when PyTorch sees a GPU, else ``"cpu"``.
+
+    >>> check_device("cpu")
+    'cpu'
+    """
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device or "cpu")
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device {device!r} is not a torch device: {exc}") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but this torch ({torch.__version__}) sees no CUDA GPU")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} asked for, but only {torch.cuda.device_count()} CUDA GPU(s) are visible")
+    elif parsed.type != "cpu":
+        raise ValueError(f"device {device!r}: sweeps run on 'cpu' or 'cuda'")
+    return str(parsed)
+
+
+def _run_cell(cell: Cell, progress: bool, units: str, device: str) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     import torch
 
     from .crystal import crystal_from_structure
@@ -246,19 +279,22 @@ def _run_cell(cell: Cell, progress: bool, units: str) -> tuple[pd.DataFrame, dic
         record_every=cell.record_every,
     )
     dtype = getattr(torch, cell.dtype)
-    target = simulate_pattern(truth.to(dtype=dtype), config.simulator_settings())[0]
-    result = run_gradient_descent(start.to(dtype=dtype), target, config, progress=f"{cell.cell_id}" if progress else False)
+    target = simulate_pattern(truth.to(dtype=dtype, device=device), config.simulator_settings())[0]
+    result = run_gradient_descent(
+        start.to(dtype=dtype, device=device), target, config, progress=f"{cell.cell_id}" if progress else False
+    )
 
     end_rows = evaluate_copies(result.crystal, truth)
     start_rows = evaluate_copies(start, truth)
     rows = pd.DataFrame({k: [v] * cell.n_copies for k, v in asdict(cell).items()})
     rows.insert(0, "cell_id", cell.cell_id)
     rows["family"] = family
+    rows["device"] = device.split(":")[0]
     rows["copy"] = np.arange(cell.n_copies)
-    rows["steps"] = result.steps.numpy()
+    rows["steps"] = result.steps.cpu().numpy()
     rows["stop_reason"] = result.stop_reason
-    rows["initial_loss"] = result.initial_loss.double().numpy()
-    rows["final_loss"] = result.loss.double().numpy()
+    rows["initial_loss"] = result.initial_loss.double().cpu().numpy()
+    rows["final_loss"] = result.loss.double().cpu().numpy()
     metric_cols = [c for c in end_rows.columns if c != "copy"]
     for col in metric_cols:
         rows[col] = end_rows[col].to_numpy()
@@ -266,13 +302,13 @@ def _run_cell(cell: Cell, progress: bool, units: str) -> tuple[pd.DataFrame, dic
             rows[f"start_{col}"] = start_rows[col].to_numpy()
     for i, name in enumerate(LATTICE_NAMES):
         rows[f"start_{name}"] = start.lattice[:, i].double().numpy()
-        rows[f"final_{name}"] = result.crystal.lattice[:, i].double().numpy()
+        rows[f"final_{name}"] = result.crystal.lattice[:, i].double().cpu().numpy()
         rows[f"true_{name}"] = float(truth.lattice[0, i])
     rows["seconds"] = time.perf_counter() - started
     trajectories = {
-        "steps": result.trajectory_steps.numpy(),
-        "loss": result.trajectory_loss.double().numpy(),
-        "params": result.trajectory_params.double().numpy(),
+        "steps": result.trajectory_steps.cpu().numpy(),
+        "loss": result.trajectory_loss.double().cpu().numpy(),
+        "params": result.trajectory_params.double().cpu().numpy(),
     }
     return rows, trajectories
 
@@ -294,8 +330,8 @@ def _write_cell(results: Path, cell: Cell, rows: pd.DataFrame, trajectories: dic
     os.replace(csv_tmp, path)  # the CSV appears last and whole: its presence means "done"
 
 
-def _run_in_worker(cell: Cell):
-    return run_cell(cell)
+def _run_in_worker(cell: Cell, device: str = "cpu"):
+    return run_cell(cell, device=device)
 
 
 def run_sweep(
@@ -305,6 +341,7 @@ def run_sweep(
     workers: int = 0,
     scheduler: str | None = None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> pd.DataFrame:
     """Run every unfinished cell and return all rows of ``cells`` (finished earlier or now).
 
@@ -320,9 +357,14 @@ def run_sweep(
         address of a running Dask scheduler (e.g. ``tcp://10.0.0.5:8786``); overrides ``workers``.
     progress
         show a progress bar over cells (and over steps when in-process).
+    device
+        where each cell's gradient descent runs (``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
+        ``"auto"``, see :func:`check_device`); checked before
+        any cell starts. With ``workers`` or ``scheduler``, every worker uses it.
     """
     from tqdm.auto import tqdm
 
+    device = check_device(device)
     cell_list = cells.cells() if isinstance(cells, SweepSpec) else list(cells)
     results = Path(results)
     results.mkdir(parents=True, exist_ok=True)
@@ -331,11 +373,11 @@ def run_sweep(
     errors: dict[str, str] = {}
     try:
         if pending and (scheduler or workers):
-            _run_dask(pending, results, workers, scheduler, bar, errors)
+            _run_dask(pending, results, workers, scheduler, bar, errors, device)
         else:
             for cell in pending:
                 try:
-                    rows, traj = run_cell(cell, progress=progress)
+                    rows, traj = run_cell(cell, progress=progress, device=device)
                 except Exception as exc:  # one broken cell must not cost the others
                     errors[cell.cell_id] = f"{type(exc).__name__}: {exc}"
                     continue
@@ -349,7 +391,7 @@ def run_sweep(
     return load_results(results, cell_list)
 
 
-def _run_dask(pending: list[Cell], results: Path, workers: int, scheduler: str | None, bar, errors: dict) -> None:
+def _run_dask(pending: list[Cell], results: Path, workers: int, scheduler: str | None, bar, errors: dict, device: str) -> None:
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -359,7 +401,7 @@ def _run_dask(pending: list[Cell], results: Path, workers: int, scheduler: str |
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
-        futures = {client.submit(_run_in_worker, cell, pure=False): cell for cell in pending}
+        futures = {client.submit(_run_in_worker, cell, device, pure=False): cell for cell in pending}
         for future in as_completed(futures):
             cell = futures[future]
             try:
