@@ -97,3 +97,47 @@ def test_tail_terms_adapt_to_width_range():
     adaptive = tail_terms(2.0, 0.75, h_sq_range=((lo / 2) ** 2, (hi / 2) ** 2), fwhm_max=hi)
     assert adaptive < tail_terms(2.0, 0.75)
     assert tail_terms(2.0, 0.75, h_sq_range=(0.04, 0.04), fwhm_max=0.4) == 1  # one width: exact in one term
+
+
+def test_near_field_matches_autograd_of_the_plain_expression():
+    """The hand-written near field (taper on the outer columns only), its backward and the
+    backward's own derivative (forward-mode products go through it) equal autograd through
+    ``I [η G + (1−η) L φ]`` written out, to rounding, in float64."""
+    import math
+
+    from xrdnb.profiles import _NearField, _taper
+
+    torch.manual_seed(1)
+    n, half, step, eta, n_points, rows = 50, 93, 0.01, 0.1, 2000, 3
+    r_outer = 2 * 0.4583
+    r_inner = r_outer - 0.75 * 0.4583
+    u = (50 + 1900 * torch.rand(n, dtype=torch.float64)).requires_grad_(True)
+    intensity = torch.rand(n, dtype=torch.float64).requires_grad_(True)
+    fwhm = (0.32 + 0.13 * torch.rand(n, dtype=torch.float64)).requires_grad_(True)
+    centre, row = torch.round(u.detach()).long(), torch.randint(0, rows, (n,))
+    index = centre.unsqueeze(-1) + torch.arange(-half, half + 1) + 2 * half + 1
+
+    def fast(u, intensity, fwhm):
+        return _NearField.apply(u, intensity, fwhm, centre, row, rows, half, n_points, step, eta, r_inner, r_outer)
+
+    def plain(u, intensity, fwhm):
+        d = (torch.arange(-half, half + 1, dtype=torch.float64) - (u - centre).unsqueeze(-1)) * step
+        s = (d / fwhm.unsqueeze(-1)) ** 2
+        lorentz = (1 - eta) * _taper(d.abs(), r_inner, r_outer) / (1 + 4 * s)
+        profile = intensity.unsqueeze(-1) * (eta * torch.exp(-4 * math.log(2) * s) + lorentz)
+        padded = torch.zeros(rows, n_points + 2 * (2 * half + 1), dtype=torch.float64)
+        padded = padded.index_put((row.unsqueeze(-1).expand_as(index), index), profile, accumulate=True)
+        return padded[:, 2 * half + 1 : 2 * half + 1 + n_points]
+
+    inputs = (u, intensity, fwhm)
+    assert (fast(*inputs) - plain(*inputs)).abs().max() < 1e-14
+    weights = torch.randn(rows, n_points, dtype=torch.float64)
+    got = torch.autograd.grad((fast(*inputs) * weights).sum(), inputs)
+    want = torch.autograd.grad((plain(*inputs) * weights).sum(), inputs)
+    for a, b in zip(got, want):
+        assert (a - b).abs().max() <= 1e-12 * b.abs().max()
+    tangents = tuple(torch.randn_like(x) for x in inputs)
+    detached = tuple(x.detach() for x in inputs)
+    _, jvp_fast = torch.autograd.functional.jvp(fast, detached, tangents)  # double-backward trick
+    _, jvp_plain = torch.autograd.functional.jvp(plain, detached, tangents)
+    assert (jvp_fast - jvp_plain).abs().max() <= 1e-12 * jvp_plain.abs().max()

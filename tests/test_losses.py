@@ -308,19 +308,16 @@ def test_simulator_overrides():
 
 
 def test_fft_size():
-    for n in (1, 2, 7, 97, 1000, 9100, 9199):
+    """The FFT length: the smallest even 2^a·3^b at or above n (the fast real-FFT sizes)."""
+    assert losses._fft_size(18009) == 18432  # the SI grid's tail convolution: not the odd 18225
+    for n in (1, 2, 7, 97, 1000, 9100, 9199, 18009):
         m = losses._fft_size(n)
-        assert m >= n
-        k = m
-        for prime in (2, 3, 5):
-            while k % prime == 0:
-                k //= prime
-        assert k == 1
-        assert all(not _is_smooth(j) for j in range(n, m))
+        assert m >= n and m % 2 == 0 and _is_2_3_smooth(m)
+        assert not any(j % 2 == 0 and _is_2_3_smooth(j) for j in range(n, m))
 
 
-def _is_smooth(j):
-    for prime in (2, 3, 5):
+def _is_2_3_smooth(j):
+    for prime in (2, 3):
         while j % prime == 0:
             j //= prime
     return j == 1
