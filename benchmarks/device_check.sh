@@ -8,7 +8,7 @@
 #
 # It installs the carried wheels into /tmp/site (the image already has PyTorch and the
 # scientific stack), then runs, each time-boxed:
-#   1. the CUDA test of the simulator (GPU pattern = CPU pattern);
+#   1. the CUDA tests of the simulator (GPU pattern = CPU pattern) and of gradient descent;
 #   2. benchmarks/bench_landscape.py on the GPU: cosine slices in float32 and float64
 #      (21 × 21 grid, one batch against one structure at a time; target >= 10x);
 #   3. the same for a CHGNet energy slice (11 × 11).
@@ -36,8 +36,8 @@ status=0
 echo "== machine"
 $PY -c "import torch, platform; print('python', platform.python_version(), 'torch', torch.__version__, 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name())"
 if [ "$DEVICE" = cuda ]; then
-    echo "== CUDA test of the simulator"
-    timeout 300 $PY -m pytest -q -p no:cacheprovider tests/test_fast_path.py -k cuda || status=1
+    echo "== CUDA tests of the simulator and of gradient descent"
+    timeout 300 $PY -m pytest -q -p no:cacheprovider tests/test_fast_path.py tests/test_optimize.py -k cuda || status=1
 fi
 for dtype in float32 float64; do
     echo "== cosine slice, $dtype"

@@ -105,3 +105,17 @@ def test_config_errors():
 def test_mse_uses_clipped_reflections():
     assert GDConfig(loss="mse").simulator_settings().hkl_max == 6
     assert GDConfig(loss="cosine").simulator_settings().hkl_max is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_gd_follows_the_cpu_run():
+    """The batched engine on a GPU: every state tensor lives there, and the end points agree with the CPU's."""
+    truth, target, family = setup("U2Ti")
+    start = distort(truth, "lattice", 0.05, 4, seed=0).to(dtype=torch.float32)
+    config = GDConfig(constrained=True, family=family, lr=5e-3, max_steps=40, patience=10, tol=1e-7, record_every=5)
+    cpu = run_gradient_descent(start, target, config, progress=False)
+    gpu = run_gradient_descent(start.to(device="cuda"), target.to("cuda"), config, progress=False)
+    assert gpu.crystal.device.type == "cuda" and gpu.steps.device.type == "cuda"
+    assert gpu.stop_reason == cpu.stop_reason
+    torch.testing.assert_close(gpu.crystal.lattice.cpu(), cpu.crystal.lattice, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(gpu.loss.cpu(), cpu.loss, rtol=1e-3, atol=1e-5)

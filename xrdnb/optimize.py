@@ -200,11 +200,11 @@ def init_state(crystal: Crystal, target: torch.Tensor, config: GDConfig) -> GDSt
         exp_avg=torch.zeros_like(params),
         exp_avg_sq=torch.zeros_like(params),
         step=0,
-        steps=torch.zeros(batch, dtype=torch.int64),
+        steps=torch.zeros(batch, dtype=torch.int64, device=params.device),
         loss=loss.clone(),
         initial_loss=loss.clone(),
         checkpoint_loss=loss.clone(),
-        status=torch.zeros(batch, dtype=torch.int64),
+        status=torch.zeros(batch, dtype=torch.int64, device=params.device),
         reflections=reflections,
     )
     _record(state)
