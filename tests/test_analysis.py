@@ -452,3 +452,6 @@ def test_run_cells_with_units_matches_the_sweep_and_resumes(tmp_path):
     pd.testing.assert_frame_equal(again, frac)
     with pytest.raises(ValueError):
         analysis.run_cells_with_units([cell], tmp_path, "nm")
+    with pytest.raises(ValueError, match="not a torch device"):
+        analysis.run_cells_with_units([cell], tmp_path / "elsewhere", "fractional", device="banana")
+    assert not (tmp_path / "elsewhere").exists()  # refused before anything is written

@@ -948,11 +948,11 @@ def amd_distances_for_k(structures: Sequence, references: Sequence, ks: Iterable
     return pd.DataFrame(values, columns=[f"amd_k{k}" for k in ks])
 
 
-def _run_cell_with_units(cell, units: str) -> pd.DataFrame:
+def _run_cell_with_units(cell, units: str, device: str = "cpu") -> pd.DataFrame:
     """One sweep cell (:func:`xrdnb.sweep.run_cell`) with coordinate noise in ``units``."""
     from .sweep import run_cell
 
-    rows, _ = run_cell(cell, units=units)
+    rows, _ = run_cell(cell, units=units, device=device)
     rows["units"] = units
     return rows
 
@@ -963,6 +963,7 @@ def run_cells_with_units(
     units: str = "fractional",
     *,
     workers: int = 0,
+    device: str = "cpu",
 ) -> pd.DataFrame:
     """Re-run sweep cells with coordinate noise in other units; resumable, like the sweep.
 
@@ -981,6 +982,8 @@ def run_cells_with_units(
         ``"fractional"`` or ``"angstrom"`` (see :func:`xrdnb.distortions.distort_coordinates`).
     workers
         0: run in this process; N > 0: N single-threaded local processes.
+    device
+        where each cell's gradient descent runs (see :func:`xrdnb.sweep.check_device`).
 
     Returns
     -------
@@ -988,9 +991,11 @@ def run_cells_with_units(
         the rows of all ``cells`` (columns as in the sweep, plus ``units``).
     """
     from .distortions import COORDINATE_UNITS
+    from .sweep import check_device
 
     if units not in COORDINATE_UNITS:
         raise ValueError(f"unknown units {units!r}; valid: {COORDINATE_UNITS}")
+    device = check_device(device)
     folder = Path(results) / "sensitivity" / f"units-{units}"
     folder.mkdir(parents=True, exist_ok=True)
     pending = [c for c in cells if not (folder / f"{c.cell_id}.csv").exists()]
@@ -1005,12 +1010,12 @@ def run_cells_with_units(
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_run_cell_with_units, cell, units): cell for cell in pending}
+            futures = {pool.submit(_run_cell_with_units, cell, units, device): cell for cell in pending}
             for future, cell in futures.items():
                 write(cell, future.result())
     else:
         for cell in pending:
-            write(cell, _run_cell_with_units(cell, units))
+            write(cell, _run_cell_with_units(cell, units, device))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         frames = [pd.read_csv(folder / f"{c.cell_id}.csv") for c in cells]
