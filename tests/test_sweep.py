@@ -99,12 +99,14 @@ def test_config_file_and_errors(tmp_path):
 
 
 def test_device_is_checked_before_any_cell_runs(tmp_path):
-    assert sw.check_device("cpu") == "cpu"
-    assert sw.check_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    from xrdnb.device import resolve_device
+
+    assert resolve_device("cpu") == resolve_device(torch.device("cpu")) == "cpu"
+    assert resolve_device("auto") == resolve_device(None) == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="not a torch device"):
-        sw.check_device("banana")
-    with pytest.raises(ValueError, match="run on 'cpu' or 'cuda'"):
-        sw.check_device("meta")
+        resolve_device("banana")
+    with pytest.raises(ValueError, match="runs on 'cpu' or 'cuda'"):
+        resolve_device("meta")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="sees no CUDA GPU"):
             sw.run_sweep(SMOKE, tmp_path / "r", device="cuda", progress=False)

@@ -983,7 +983,7 @@ def run_cells_with_units(
     workers
         0: run in this process; N > 0: N single-threaded local processes.
     device
-        where each cell's gradient descent runs (see :func:`xrdnb.sweep.check_device`).
+        where each cell's gradient descent runs (see :func:`xrdnb.device.resolve_device`).
 
     Returns
     -------
@@ -991,11 +991,11 @@ def run_cells_with_units(
         the rows of all ``cells`` (columns as in the sweep, plus ``units``).
     """
     from .distortions import COORDINATE_UNITS
-    from .sweep import check_device
+    from .device import resolve_device
 
     if units not in COORDINATE_UNITS:
         raise ValueError(f"unknown units {units!r}; valid: {COORDINATE_UNITS}")
-    device = check_device(device)
+    device = resolve_device(device)
     folder = Path(results) / "sensitivity" / f"units-{units}"
     folder.mkdir(parents=True, exist_ok=True)
     pending = [c for c in cells if not (folder / f"{c.cell_id}.csv").exists()]

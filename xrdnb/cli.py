@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_sweep(args) -> int:
     from . import sweep as sw
+    from .device import resolve_device
 
     if args.profile not in sw.PROFILES:
         print(f"xrdnb sweep: error: unknown profile {args.profile!r}; choose from {', '.join(sw.PROFILES)}", file=sys.stderr)
@@ -94,7 +95,7 @@ def _run_sweep(args) -> int:
     spec = sw.with_overrides(spec, structures=args.structures, n_copies=args.n_copies, max_steps=args.max_steps, seeds=args.seeds)
     results = args.results or Path("results") / args.profile
     try:
-        device = sw.check_device(args.device)
+        device = resolve_device(args.device)
     except ValueError as exc:
         print(f"xrdnb sweep: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

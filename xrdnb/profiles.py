@@ -194,7 +194,7 @@ class _NearField(torch.autograd.Function):
         for cols in _NearField._outer_columns(half, step, r_inner):
             t = ((d[:, cols].abs() - r_inner) / (r_outer - r_inner)).clamp_(0.0, 1.0)
             values[:, cols] *= 1.0 - t * t * t * (10.0 + t * (6.0 * t - 15.0))
-        return values.add_(q.mul_(-math.log(2.0)).exp_(), alpha=eta).mul_(intensity.unsqueeze(-1))
+        return values.add_(q.mul_(-0.25 * FOUR_LN2).exp_(), alpha=eta).mul_(intensity.unsqueeze(-1))
 
     @staticmethod
     def forward(ctx, u, intensity, fwhm, centre, row, n_rows, half, n_points, step, eta, r_inner, r_outer):
@@ -229,10 +229,10 @@ class _NearField(torch.autograd.Function):
             slope = (t * (1.0 - t)).square_().mul_(torch.sign(d[:, cols])).mul_(-30.0 / (r_outer - r_inner))
             taper_term += (g[:, cols] * (lor[:, cols] * slope)).sum(-1) * (1.0 - eta)
             lor_taper[:, cols] *= 1.0 - t * t * t * (10.0 + t * (6.0 * t - 15.0))
-        gauss = q.mul(-math.log(2.0)).exp_()
+        gauss = q.mul(-0.25 * FOUR_LN2).exp_()
         grad_intensity = (g * (lor_taper + eta * gauss)).sum(-1)
         # ∂P/∂s = −4 ln2 η G − 4 L (1−η) L φ, with s = q/4 and 2d/H² = x/H
-        g_ds = g * gauss.mul_(-4.0 * math.log(2.0) * eta).addcmul_(lor, lor_taper, value=-4.0)
+        g_ds = g * gauss.mul_(-FOUR_LN2 * eta).addcmul_(lor, lor_taper, value=-4.0)
         grad_fwhm = -(0.5 / fwhm) * intensity * (g_ds * q).sum(-1)
         grad_u = -step * intensity * ((g_ds * x).sum(-1) / fwhm + taper_term)
         return grad_u, grad_intensity, grad_fwhm, None, None, None, None, None, None, None, None, None

@@ -38,10 +38,10 @@ import numpy as np
 import torch
 
 from .crystal import Crystal
+from .device import resolve_device
 
 __all__ = [
     "FMAX",
-    "resolve_device",
     "load_model",
     "Relaxation",
     "relax",
@@ -54,32 +54,6 @@ __all__ = [
 
 FMAX = 0.02
 """Force threshold of the relaxations, eV/Å (SI §1.4)."""
-
-
-def resolve_device(device: str | torch.device | None = "cpu") -> str:
-    """The device string CHGNet runs on: ``"cpu"``, ``"cuda"``/``"cuda:N"``, or ``"auto"`` (CUDA when available).
-
-    Parameters
-    ----------
-    device
-        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"`` or ``None`` (= ``"auto"``).
-
-    Returns
-    -------
-    str
-        a torch device string.
-
-    Raises
-    ------
-    ValueError
-        if CUDA is asked for but not available.
-    """
-    if device is None or str(device) == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    name = str(torch.device(device))
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
-    return name
 
 
 @functools.lru_cache(maxsize=None)
@@ -98,7 +72,7 @@ def load_model(device: str | torch.device | None = "cpu"):
     Parameters
     ----------
     device
-        see :func:`resolve_device`.
+        see :func:`xrdnb.device.resolve_device`.
 
     Returns
     -------
@@ -206,7 +180,7 @@ def relax(
     max_steps
         step limit of the optimizer (≥ 0).
     device
-        see :func:`resolve_device`.
+        see :func:`xrdnb.device.resolve_device`.
     model
         a CHGNet model; default :func:`load_model` on ``device``.
     symprec
@@ -389,7 +363,7 @@ def chgnet_energies(
     structures
         pymatgen ``Structure`` objects.
     device
-        see :func:`resolve_device`.
+        see :func:`xrdnb.device.resolve_device`.
     batch_size
         structures per CHGNet batch (``predict_structure``'s ``batch_size``).
     model

@@ -38,7 +38,9 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["Cell", "SweepSpec", "PROFILES", "check_device", "run_cell", "run_sweep", "load_results", "load_trajectories", "cell_path", "with_overrides"]
+from .device import resolve_device
+
+__all__ = ["Cell", "SweepSpec", "PROFILES", "run_cell", "run_sweep", "load_results", "load_trajectories", "cell_path", "with_overrides"]
 
 
 @dataclass(frozen=True)
@@ -221,35 +223,9 @@ def run_cell(
     its rows are bit-identical whether it runs in this process, on a local worker or on a
     cluster. Use ``workers`` in :func:`run_sweep` to use several cores.
     """
-    device = check_device(device)
+    device = resolve_device(device)
     with _one_thread():
         return _run_cell(cell, progress, units, device)
-
-
-def check_device(device: str | None) -> str:
-    """``device`` as a torch device string, or a ValueError saying why it cannot be used.
-
-    ``"auto"`` is ``"cuda"`` when PyTorch sees a GPU, else ``"cpu"``.
-
-    >>> check_device("cpu")
-    'cpu'
-    """
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        parsed = torch.device(device or "cpu")
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device {device!r} is not a torch device: {exc}") from None
-    if parsed.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for, but this torch ({torch.__version__}) sees no CUDA GPU")
-        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r} asked for, but only {torch.cuda.device_count()} CUDA GPU(s) are visible")
-    elif parsed.type != "cpu":
-        raise ValueError(f"device {device!r}: sweeps run on 'cpu' or 'cuda'")
-    return str(parsed)
 
 
 def _run_cell(cell: Cell, progress: bool, units: str, device: str) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
@@ -359,12 +335,12 @@ def run_sweep(
         show a progress bar over cells (and over steps when in-process).
     device
         where each cell's gradient descent runs (``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
-        ``"auto"``, see :func:`check_device`); checked before
+        ``"auto"``, see :func:`xrdnb.device.resolve_device`); checked before
         any cell starts. With ``workers`` or ``scheduler``, every worker uses it.
     """
     from tqdm.auto import tqdm
 
-    device = check_device(device)
+    device = resolve_device(device)
     cell_list = cells.cells() if isinstance(cells, SweepSpec) else list(cells)
     results = Path(results)
     results.mkdir(parents=True, exist_ok=True)
