@@ -1,0 +1,139 @@
+"""Sweep throughput: ``xrdnb sweep --config`` end to end, against pymatgen in the same run.
+
+Workload (issue "Gradient descent fast enough for the paper's protocol"): structures
+NdAl2Cu4 and BPO4, lattice noise 0.05, the cosine loss unconstrained and constrained
+(4 cells), 16 copies, learning rate 1e-3, 300 steps with early stopping disabled
+(``tol: 0``), float32, the command's default workers. The sweep's figure is
+copy-steps per second of the whole command (start-up, distortion, evaluation and writing
+included): ``cells × copies × steps / wall time``.
+
+The outside reference, which does not change with this project, is pymatgen's
+``XRDCalculator`` plus a numpy pseudo-Voigt broadening (every peak on every point of the
+SI's 9000-point grid, Caglioti widths) of the same 16 distorted NdAl2Cu4 copies, in a
+process of its own with one thread: patterns per second. The two are measured
+interleaved (A, B, A, B, ...), each in a fresh process, and the ratio is
+``sweep copy-steps/s ÷ reference patterns/s`` per round. The machine load (``uptime``)
+is printed before every measurement: on a loaded 2-core machine ratios move by 5×.
+
+    python benchmarks/bench_sweep.py [--rounds 2] [--workers N] [--steps 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORKLOAD = {
+    "structures": ["NdAl2Cu4", "BPO4"],
+    "lattice_levels": [0.05],
+    "coordinate_levels": [],
+    "losses": ["cosine"],
+    "constrained_losses": ["cosine"],
+    "lattice_lrs": [1e-3],
+    "n_copies": 16,
+    "max_steps": 300,
+    "tol": 0.0,  # early stopping disabled: |Δloss| < 0 never holds
+    "record_every": 100,
+    "dtype": "float32",
+}
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def reference_patterns_per_second(repeats: int) -> float:
+    """pymatgen + numpy pseudo-Voigt on the 16 NdAl2Cu4 copies of the sweep's first cell (best of ``repeats``)."""
+    import numpy as np
+    from pymatgen.analysis.diffraction.xrd import XRDCalculator
+
+    import xrdnb
+    from xrdnb.distortions import distort
+
+    truth = xrdnb.crystal_from_structure(xrdnb.load_structure("NdAl2Cu4"))
+    structures = distort(truth, "lattice", 0.05, WORKLOAD["n_copies"], seed=0).to_structures()
+    settings = xrdnb.DEFAULT_SETTINGS
+    grid = settings.grid().numpy()
+    calc = XRDCalculator(wavelength=settings.wavelength)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for structure in structures:
+            peaks = calc.get_pattern(structure, scaled=False, two_theta_range=(settings.two_theta_min, settings.two_theta_max))
+            x0, y0 = np.asarray(peaks.x), np.asarray(peaks.y)
+            tan = np.tan(np.radians(x0) / 2)
+            fwhm = np.sqrt(settings.U * tan**2 + settings.V * tan + settings.W)[:, None]
+            u = ((grid[None, :] - x0[:, None]) / fwhm) ** 2
+            profile = settings.eta * np.exp(-4 * np.log(2) * u) + (1 - settings.eta) / (1 + 4 * u)
+            pattern = y0 @ profile
+            pattern /= pattern.max()
+        best = min(best, time.perf_counter() - start)
+    return len(structures) / best
+
+
+def sweep_copy_steps_per_second(workers: int | None, steps: int) -> tuple[float, float, int]:
+    """Run ``xrdnb sweep --config`` on the workload in a fresh folder; (copy-steps/s, wall s, rows)."""
+    import yaml
+
+    workload = {**WORKLOAD, "max_steps": steps}
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "bench.yml"
+        config.write_text(yaml.safe_dump(workload))
+        cmd = [sys.executable, "-m", "xrdnb.cli", "sweep", "--config", str(config), "--results", str(Path(folder) / "out"), "--quiet"]
+        if workers is not None:
+            cmd += ["--workers", str(workers)]
+        begin = time.perf_counter()
+        subprocess.run(cmd, check=True, env={**os.environ, **ONE_THREAD}, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - begin
+        import pandas as pd
+
+        rows = pd.concat([pd.read_csv(p) for p in (Path(folder) / "out" / "cells").glob("*.csv")])
+    n_cells = len(workload["structures"]) * len(workload["lattice_levels"]) * 2
+    if len(rows) != n_cells * workload["n_copies"] or not (rows["steps"] == steps).all():
+        raise RuntimeError(f"the sweep did not run {n_cells} cells of {workload['n_copies']} copies for {steps} steps each")
+    return n_cells * workload["n_copies"] * steps / wall, wall, len(rows)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved sweep/reference rounds (default 2)")
+    parser.add_argument("--workers", type=int, help="pass --workers to the sweep (default: the command's own default)")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=3, help="reference: best of this many passes over the 16 copies")
+    parser.add_argument("--reference-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.reference_only:
+        print(json.dumps({"patterns_per_second": reference_patterns_per_second(args.repeats)}))
+        return 0
+
+    print("workload: NdAl2Cu4 + BPO4, lattice noise 0.05, cosine unconstrained + constrained (4 cells),")
+    print(f"          16 copies, lr 1e-3, {args.steps} steps, early stopping off, float32; workers: "
+          f"{args.workers if args.workers is not None else 'default'}")
+    ratios = []
+    for round_ in range(1, args.rounds + 1):
+        print(f"round {round_}  load: {_uptime()}")
+        rate, wall, _ = sweep_copy_steps_per_second(args.workers, args.steps)
+        print(f"  A sweep:     {rate:8.1f} copy-steps/s  ({wall:.1f} s wall)")
+        print(f"round {round_}  load: {_uptime()}")
+        out = subprocess.run(
+            [sys.executable, __file__, "--reference-only", "--repeats", str(args.repeats)],
+            check=True, capture_output=True, text=True, env={**os.environ, **ONE_THREAD},
+        ).stdout
+        ref = json.loads(out.strip().splitlines()[-1])["patterns_per_second"]
+        print(f"  B reference: {ref:8.2f} patterns/s (pymatgen XRDCalculator + numpy pseudo-Voigt, one thread)")
+        ratios.append(rate / ref)
+        print(f"  ratio sweep copy-steps/s / reference patterns/s: {ratios[-1]:.1f}")
+    print(f"ratios: {', '.join(f'{r:.1f}' for r in ratios)}  (issue 11 baseline ~28.7, target >= 115)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
