@@ -41,6 +41,7 @@ import torch
 from .crystal import Crystal
 from .lattice import is_valid_lattice
 from .losses import loss_function, simulator_overrides
+from .memory import retain_freed_memory
 from .pattern import DEFAULT_SETTINGS, XRDSettings, simulate_pattern
 from .reflections import ReflectionSet, covers, enumerate_reflections
 from .symmetry import project_lattice
@@ -309,6 +310,7 @@ def run_gradient_descent(
     """
     from tqdm.auto import tqdm
 
+    retain_freed_memory()  # no per-step page-fault storm on glibc (xrdnb.memory)
     loss_fn = loss_function(config.loss)
     target = target.to(dtype=crystal.dtype, device=crystal.device)
     state = init_state(crystal, target, config)
