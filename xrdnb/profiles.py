@@ -334,17 +334,46 @@ def render_fast(
     weight = torch.stack(weights, dim=1)  # (B, n_terms, K)
     values = spread.unsqueeze(1) * weight.repeat(1, 1, 4)  # (B, n_terms, 4K)
     n_fft = _fft_size(2 * length - 1)  # no wrap-around for offsets |i' − j'| < length
-    # the sticks go straight into a zero-padded buffer of the FFT's length (no padded copy)
-    sticks = torch.zeros(batch, n_terms, n_fft, dtype=dtype, device=device)
-    sticks.scatter_add_(2, idx.unsqueeze(1).expand(-1, n_terms, -1), values)
-
     kernel_spectrum = _tail_kernel_spectrum(n_terms, length, n_fft, step, r_inner, r_outer, h0_sq, dtype, device)
-    # a product (in place: its backward needs only the constant kernel) and a sum over the
-    # terms; einsum would make this a batch of n_fft/2 tiny complex matmuls
-    spectrum = torch.fft.rfft(sticks).mul_(kernel_spectrum).sum(dim=1)
-    far = torch.fft.irfft(spectrum, n=n_fft)  # far[i'] with i' = index in the stick array
     # stick index j' = j + 2, so grid point i sits at i' = i + 2
-    return pattern + far[:, 2 : 2 + n_points]
+    return pattern + _TailConvolution.apply(values, idx, kernel_spectrum, n_fft, 2, n_points)
+
+
+class _TailConvolution(torch.autograd.Function):
+    """``far = Σ_t (sticks_t ⊛ k_t)[offset : offset + n_points]``, a linear map of the stick values.
+
+    ``values`` ``(B, T, J)`` are scattered to positions ``idx`` ``(B, J)`` of ``T`` stick
+    arrays of length ``n_fft``, each convolved (circularly, by rFFT) with its kernel of
+    spectrum ``K_t`` ``(T, n_fft//2 + 1)``, and the ``T`` results summed. The adjoint of a
+    circular convolution is the correlation with the same kernel, i.e. multiplication by
+    ``conj(K_t)``, so the backward is one rFFT of the padded output gradient per pattern
+    and ``T`` inverse rFFTs, read back at ``idx``: as cheap as the forward, where autograd
+    through ``rfft`` would run a full complex FFT of ``(B, T, n_fft)``. The backward is
+    made of differentiable operations, so double backward (forward-mode products) works.
+    """
+
+    @staticmethod
+    def forward(ctx, values, idx, kernel_spectrum, n_fft, offset, n_points):
+        batch, n_terms, _ = values.shape
+        # the sticks go straight into a zero-padded buffer of the FFT's length (no padded copy)
+        sticks = torch.zeros(batch, n_terms, n_fft, dtype=values.dtype, device=values.device)
+        sticks.scatter_add_(2, idx.unsqueeze(1).expand(-1, n_terms, -1), values)
+        # a product and a sum over the terms; einsum would make this a batch of n_fft/2
+        # tiny complex matmuls
+        spectrum = torch.fft.rfft(sticks).mul_(kernel_spectrum).sum(dim=1)
+        ctx.save_for_backward(idx, kernel_spectrum)
+        ctx.constants = (n_terms, n_fft, offset, n_points)
+        return torch.fft.irfft(spectrum, n=n_fft)[:, offset : offset + n_points]
+
+    @staticmethod
+    def backward(ctx, grad_far):
+        idx, kernel_spectrum = ctx.saved_tensors
+        n_terms, n_fft, offset, n_points = ctx.constants
+        padded = torch.nn.functional.pad(grad_far, (offset, n_fft - offset - n_points))
+        spectrum = torch.fft.rfft(padded).unsqueeze(1) * kernel_spectrum.conj()  # (B, T, F)
+        back = torch.fft.irfft(spectrum, n=n_fft)  # (B, T, n_fft)
+        grad_values = back.gather(2, idx.unsqueeze(1).expand(-1, n_terms, -1))
+        return grad_values, None, None, None, None, None
 
 
 def _fft_size(n: int) -> int:
