@@ -44,6 +44,7 @@ from .losses import loss_function, simulator_overrides
 from .memory import retain_freed_memory
 from .pattern import DEFAULT_SETTINGS, XRDSettings, simulate_pattern
 from .reflections import ReflectionSet, covers, enumerate_reflections
+from .scattering import phase_sums
 from .symmetry import project_lattice
 
 __all__ = ["GDConfig", "GDState", "GDResult", "init_state", "gd_step", "run_gradient_descent", "STOP_REASONS"]
@@ -120,7 +121,10 @@ class GDState:
     """Dynamic state of a batched run (all tensors have the copies first).
 
     ``params`` is ``(B, 6)`` in lattice mode and ``(B, N, 3)`` in coordinate mode.
-    ``status`` holds indices into :data:`xrdnb.optimize.STOP_REASONS`.
+    ``status`` holds indices into :data:`xrdnb.optimize.STOP_REASONS`. In lattice mode
+    ``sums`` caches the structure-factor phase sums ``(B, S, K)`` of the fixed coordinates
+    over ``reflections`` (:func:`xrdnb.scattering.phase_sums`): only the form factors,
+    angles and widths change with the lattice.
     """
 
     crystal: Crystal
@@ -134,6 +138,7 @@ class GDState:
     checkpoint_loss: torch.Tensor
     status: torch.Tensor
     reflections: ReflectionSet
+    sums: tuple[torch.Tensor, torch.Tensor] | None = None
     history_steps: list[int] = field(default_factory=list)
     history_loss: list[torch.Tensor] = field(default_factory=list)
     history_params: list[torch.Tensor] = field(default_factory=list)
@@ -171,9 +176,17 @@ def _with_params(crystal: Crystal, params: torch.Tensor, mode: str) -> Crystal:
     return crystal.with_lattice(params) if mode == "lattice" else crystal.with_frac_coords(params)
 
 
-def _losses(crystal: Crystal, params: torch.Tensor, target: torch.Tensor, config: GDConfig, reflections, loss_fn):
-    pattern = simulate_pattern(_with_params(crystal, params, config.mode), config.simulator_settings(), reflections=reflections)
+def _losses(crystal: Crystal, params: torch.Tensor, target: torch.Tensor, config: GDConfig, reflections, loss_fn, sums=None):
+    pattern = simulate_pattern(_with_params(crystal, params, config.mode), config.simulator_settings(), reflections=reflections, sums=sums)
     return loss_fn(pattern, target)
+
+
+def _phase_sums(crystal: Crystal, reflections: ReflectionSet, config: GDConfig):
+    """The phase sums of the fixed coordinates (lattice mode), else None."""
+    if config.mode != "lattice":
+        return None
+    with torch.no_grad():
+        return phase_sums(crystal.frac_coords, reflections.hkl.to(crystal.device), crystal.occupancy)
 
 
 def _enumerate(lattice: torch.Tensor, config: GDConfig) -> ReflectionSet:
@@ -193,8 +206,9 @@ def init_state(crystal: Crystal, target: torch.Tensor, config: GDConfig) -> GDSt
     if not bool(is_valid_lattice(crystal.lattice).all()):
         raise ValueError("every starting lattice must be valid (positive lengths, a real cell)")
     reflections = _enumerate(crystal.lattice, config)
+    sums = _phase_sums(crystal, reflections, config)
     with torch.no_grad():
-        loss = _losses(crystal, params, target, config, reflections, loss_function(config.loss))
+        loss = _losses(crystal, params, target, config, reflections, loss_function(config.loss), sums)
     state = GDState(
         crystal=crystal,
         params=params,
@@ -207,6 +221,7 @@ def init_state(crystal: Crystal, target: torch.Tensor, config: GDConfig) -> GDSt
         checkpoint_loss=loss.clone(),
         status=torch.zeros(batch, dtype=torch.int64, device=params.device),
         reflections=reflections,
+        sums=sums,
     )
     _record(state)
     return state
@@ -226,7 +241,8 @@ def gd_step(state: GDState, target: torch.Tensor, config: GDConfig, loss_fn=None
         return state
     sub = state.crystal.select(index)
     params = state.params[index].clone().requires_grad_(True)
-    loss = _losses(sub, params, target, config, state.reflections, loss_fn)
+    sums = None if state.sums is None else (state.sums[0][index], state.sums[1][index])
+    loss = _losses(sub, params, target, config, state.reflections, loss_fn, sums)
     (grad,) = torch.autograd.grad(loss.sum(), params)
     state.step += 1
     with torch.no_grad():
@@ -265,6 +281,7 @@ def gd_step(state: GDState, target: torch.Tensor, config: GDConfig, loss_fn=None
             state.crystal = state.crystal.with_lattice(state.params.detach())
             if not bool(covers(state.reflections, state.params[state.active], config.simulator_settings().g_max).all()):
                 state.reflections = _enumerate(state.params, config)
+                state.sums = _phase_sums(state.crystal, state.reflections, config)
         else:
             state.crystal = state.crystal.with_frac_coords(state.params.detach())
     if config.record_every and state.step % config.record_every == 0:

@@ -24,7 +24,7 @@ from .crystal import Crystal
 from .lattice import is_valid_lattice
 from .profiles import caglioti_fwhm, render_dense, render_fast, window_half_width
 from .reflections import ReflectionSet, enumerate_reflections, g_max_for, g_squared
-from .scattering import atomic_form_factors, form_factor_table, lorentz_polarization, structure_factor_intensity
+from .scattering import atomic_form_factors, form_factor_table, intensity_from_phase_sums, lorentz_polarization, phase_sums
 
 __all__ = ["XRDSettings", "Reflections", "reflections_for", "compute_reflections", "render_pattern", "simulate_pattern"]
 
@@ -142,8 +142,15 @@ def compute_reflections(
     crystal: Crystal,
     settings: XRDSettings = DEFAULT_SETTINGS,
     reflections: ReflectionSet | None = None,
+    *,
+    sums: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> Reflections:
-    """Positions, intensities and widths of all reflections of ``reflections`` for the batch."""
+    """Positions, intensities and widths of all reflections of ``reflections`` for the batch.
+
+    ``sums`` are the structure-factor :func:`~xrdnb.scattering.phase_sums` of the batch's
+    coordinates and ``reflections.hkl`` (each ``(B, S, K)``), when they are known (a
+    lattice-only optimisation computes them once); otherwise they are computed here.
+    """
     if reflections is None:
         reflections = reflections_for(crystal, settings)
     dtype, device = crystal.dtype, crystal.device
@@ -160,7 +167,9 @@ def compute_reflections(
     two_theta = torch.rad2deg(2.0 * theta)
     z, coeffs, b_factor = form_factor_table(crystal.elements, settings.debye_waller, dtype=dtype, device=device)
     f = atomic_form_factors(s2, z, coeffs, b_factor)  # (B, S, K)
-    f_squared = structure_factor_intensity(crystal.frac_coords, hkl, crystal.occupancy, f)
+    if sums is None:
+        sums = phase_sums(crystal.frac_coords, hkl, crystal.occupancy)
+    f_squared = intensity_from_phase_sums(f, sums)
     weight = reflections.weight.to(device=device, dtype=dtype)
     intensity = torch.where(mask, weight * f_squared * lorentz_polarization(theta), torch.zeros_like(g2))
     fwhm = caglioti_fwhm(two_theta, settings.U, settings.V, settings.W)
@@ -196,6 +205,7 @@ def simulate_pattern(
     reflections: ReflectionSet | None = None,
     normalize: bool = True,
     method: Method | None = None,
+    sums: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The powder pattern ``(B, P)`` of every copy in ``crystal``.
 
@@ -212,8 +222,11 @@ def simulate_pattern(
         divide each pattern by its maximum (study-facts: max = 1 before any loss).
     method
         override ``settings.method``.
+    sums
+        precomputed structure-factor phase sums for ``reflections`` (see
+        :func:`compute_reflections`).
     """
-    refl = compute_reflections(crystal, settings, reflections)
+    refl = compute_reflections(crystal, settings, reflections, sums=sums)
     pattern = render_pattern(refl, settings, method)
     if normalize:
         peak = pattern.amax(dim=-1, keepdim=True)

@@ -34,7 +34,9 @@ __all__ = [
     "has_scattering_factors",
     "form_factor_table",
     "atomic_form_factors",
+    "phase_sums",
     "structure_factor_intensity",
+    "intensity_from_phase_sums",
     "lorentz_polarization",
 ]
 
@@ -105,6 +107,31 @@ def atomic_form_factors(s2: torch.Tensor, z: torch.Tensor, coeffs: torch.Tensor,
     return f * torch.exp(-b_factor[:, None] * s2.unsqueeze(-2))
 
 
+def phase_sums(frac_coords: torch.Tensor, hkl: torch.Tensor, occupancy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Occupancy-weighted phase sums per element, ``Σ_n o_ns cos(2π h·x_n)`` and ``Σ_n o_ns sin(2π h·x_n)``.
+
+    They depend on the coordinates and the Miller indices only, not on the lattice, so a
+    lattice-only optimisation computes them once (:mod:`xrdnb.optimize`).
+
+    Parameters
+    ----------
+    frac_coords
+        ``(B, N, 3)`` fractional coordinates of the sites.
+    hkl
+        ``(K, 3)`` Miller indices.
+    occupancy
+        ``(N, S)`` occupancy of element ``e`` on site ``n`` (0 where absent).
+
+    Returns
+    -------
+    ``(cos_sum, sin_sum)``, each ``(B, S, K)``.
+    """
+    h = hkl.to(dtype=frac_coords.dtype, device=frac_coords.device)
+    phase = (2.0 * math.pi) * torch.einsum("bni,ki->bnk", frac_coords, h)  # (B, N, K)
+    occ = occupancy.to(dtype=frac_coords.dtype)
+    return torch.einsum("ns,bnk->bsk", occ, torch.cos(phase)), torch.einsum("ns,bnk->bsk", occ, torch.sin(phase))
+
+
 def structure_factor_intensity(
     frac_coords: torch.Tensor,
     hkl: torch.Tensor,
@@ -124,12 +151,12 @@ def structure_factor_intensity(
     form_factors
         ``(B, S, K)`` from :func:`atomic_form_factors`.
     """
-    h = hkl.to(dtype=frac_coords.dtype, device=frac_coords.device)
-    phase = (2.0 * math.pi) * torch.einsum("bni,ki->bnk", frac_coords, h)  # (B, N, K)
-    occ = occupancy.to(dtype=frac_coords.dtype)
-    # occupancy-weighted phase sums per element, then weight by that element's f
-    cos_sum = torch.einsum("ns,bnk->bsk", occ, torch.cos(phase))
-    sin_sum = torch.einsum("ns,bnk->bsk", occ, torch.sin(phase))
+    return intensity_from_phase_sums(form_factors, phase_sums(frac_coords, hkl, occupancy))
+
+
+def intensity_from_phase_sums(form_factors: torch.Tensor, sums: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """``|F(h)|² = (Σ_e f_e C_e)² + (Σ_e f_e S_e)²``, ``(B, K)``, from ``form_factors`` ``(B, S, K)`` and :func:`phase_sums`."""
+    cos_sum, sin_sum = sums
     real = (form_factors * cos_sum).sum(-2)
     imag = (form_factors * sin_sum).sum(-2)
     return real * real + imag * imag
