@@ -150,14 +150,19 @@ class _NearField(torch.autograd.Function):
     """``Σ_k I_k [η G(d) + (1−η) L(d) φ(d)]`` on each peak's window, with a hand-written backward.
 
     Works on a flat list of ``n`` peaks (``row`` says which pattern of the batch each
-    belongs to), so that extinct and masked reflections cost nothing. Autograd on the same
-    expression stores a dozen ``(n, 2M+1)`` temporaries; this keeps only the inputs and
-    recomputes, in place where it can, and evaluates the taper only on the outer columns
-    of the window (about 40 % of them for the SI's widths). With ``s = d²/H²``, ``d = (offset − (u − centre))·step``
-    and ``P = η G + (1−η) L φ``::
+    belongs to), so that extinct and masked reflections cost nothing. With ``s = d²/H²``,
+    ``d = (offset − (u − centre))·step`` and ``P = η G + (1−η) L φ``::
 
         ∂P/∂s = −4 ln2 η G − 4 (1−η) L² φ,
         ∂/∂I = P,   ∂/∂H = I ∂P/∂s (−2s/H),   ∂/∂u = −step · I (∂P/∂s · 2d/H² + (1−η) L φ').
+
+    When the inputs need gradients, the forward evaluates the three window functions
+    ``P``, ``∂P/∂s · 4s`` and ``∂P/∂s · 2d/H² + (1−η) L φ'`` while it has ``G``, ``L`` and
+    ``φ`` at hand, and keeps them, ``(n, 3, 2M+1)``; the backward is then one gather of
+    the output gradient on the windows and one weighted sum over each window. Under
+    ``create_graph`` (double backward, e.g. forward-mode products), it instead recomputes
+    everything from the inputs with differentiable operations. The taper is evaluated only
+    on the outer columns of the window (about 40 % of them for the SI's widths).
     """
 
     @staticmethod
@@ -197,25 +202,69 @@ class _NearField(torch.autograd.Function):
         return values.add_(q.mul_(-0.25 * FOUR_LN2).exp_(), alpha=eta).mul_(intensity.unsqueeze(-1))
 
     @staticmethod
+    def _profile_with_derivatives(u, intensity, fwhm, centre, half, step, eta, r_inner, r_outer):
+        """``I P`` on the windows, ``(n, 2M+1)``, and the backward's window functions ``(n, 3, 2M+1)``.
+
+        Rows of the second: ``P``; ``4s ∂P/∂s``; ``(2d/H²) ∂P/∂s + (1−η) L φ'(|d|) sign(d)``,
+        so that ``∂/∂I = Σ g P``, ``∂/∂H = −I Σ g 4s∂P/∂s / (2H)`` and ``∂/∂u = −step I Σ g (…)``.
+        """
+        offsets = torch.arange(-half, half + 1, device=u.device, dtype=u.dtype) * step
+        d = offsets - ((u - centre.to(u.dtype)) * step).unsqueeze(-1)  # (n, 2M+1)
+        inv_h = (2.0 / fwhm).unsqueeze(-1)
+        x = d * inv_h  # 2d/H
+        q = x * x  # 4s
+        lor = (q + 1.0).reciprocal_()
+        gauss = q.mul(-0.25 * FOUR_LN2).exp_()
+        lor_taper = lor * (1.0 - eta)  # (1−η) L φ, φ applied on the outer columns below
+        out = torch.empty(u.shape[0], 3, 2 * half + 1, dtype=u.dtype, device=u.device)
+        base, dq, dx = out[:, 0], out[:, 1], out[:, 2]
+        taper_slope = []
+        for cols in _NearField._outer_columns(half, step, r_inner):
+            t = ((d[:, cols].abs() - r_inner) / (r_outer - r_inner)).clamp_(0.0, 1.0)
+            slope = (t * (1.0 - t)).square_().mul_(torch.sign(d[:, cols])).mul_(-30.0 * (1.0 - eta) / (r_outer - r_inner))
+            taper_slope.append((cols, slope.mul_(lor[:, cols])))  # (1−η) L φ'
+            lor_taper[:, cols] *= 1.0 - t * t * t * (10.0 + t * (6.0 * t - 15.0))
+        torch.add(lor_taper, gauss, alpha=eta, out=base)
+        # ∂P/∂s = −4 ln2 η G − 4 L (1−η) L φ
+        ds = gauss.mul_(-FOUR_LN2 * eta).addcmul_(lor, lor_taper, value=-4.0)
+        torch.mul(ds, q, out=dq)
+        torch.mul(ds, x, out=dx)
+        dx.mul_(0.5 * inv_h)  # (2d/H) / H
+        for cols, slope in taper_slope:
+            dx[:, cols] += slope
+        return base * intensity.unsqueeze(-1), out
+
+    @staticmethod
     def forward(ctx, u, intensity, fwhm, centre, row, n_rows, half, n_points, step, eta, r_inner, r_outer):
-        values = _NearField._profile(u, intensity, fwhm, centre, half, step, eta, r_inner, r_outer)
+        constants = (half, step, eta, r_inner, r_outer)
+        if any(ctx.needs_input_grad[:3]):
+            values, window_derivatives = _NearField._profile_with_derivatives(u, intensity, fwhm, centre, *constants)
+        else:
+            values, window_derivatives = _NearField._profile(u, intensity, fwhm, centre, *constants), None
         pad = 2 * half + 1
         padded = torch.zeros(n_rows * (n_points + 2 * pad), dtype=u.dtype, device=u.device)
         padded.index_add_(0, _NearField._index(centre, row, half, n_points), values.reshape(-1))
-        ctx.save_for_backward(u, intensity, fwhm, centre, row)
+        ctx.save_for_backward(u, intensity, fwhm, centre, row, window_derivatives)
         ctx.constants = (half, n_points, step, eta, r_inner, r_outer)
         return padded.reshape(n_rows, -1)[:, pad : pad + n_points]
 
     @staticmethod
     def backward(ctx, grad_out):
-        # Differentiable in turn (forward-mode products such as torch.autograd.functional.jvp
-        # differentiate this with respect to grad_out): no tensor that multiplies g is
-        # modified in place after that product.
-        u, intensity, fwhm, centre, row = ctx.saved_tensors
+        u, intensity, fwhm, centre, row, window_derivatives = ctx.saved_tensors
         half, n_points, step, eta, r_inner, r_outer = ctx.constants
         pad = 2 * half + 1
-        grad_padded = torch.nn.functional.pad(grad_out, (pad, pad)).reshape(-1)
-        g = grad_padded[_NearField._index(centre, row, half, n_points)].reshape(*u.shape, -1)
+        # the output gradient on each peak's window, (n, 2M+1)
+        windows = torch.nn.functional.pad(grad_out, (pad, pad)).unfold(1, 2 * half + 1, 1)
+        g = windows[row, centre + pad - half]
+        if window_derivatives is not None and not torch.is_grad_enabled():
+            sums = torch.einsum("nw,ncw->nc", g, window_derivatives)  # (n, 3)
+            grad_u = -step * intensity * sums[:, 2]
+            grad_fwhm = -(0.5 / fwhm) * intensity * sums[:, 1]
+            return grad_u, sums[:, 0], grad_fwhm, None, None, None, None, None, None, None, None, None
+        # Under create_graph: differentiable in turn (forward-mode products such as
+        # torch.autograd.functional.jvp differentiate this with respect to grad_out, and
+        # second derivatives go through the recomputed window functions): no tensor that
+        # multiplies g is modified in place after that product.
         offsets = torch.arange(-half, half + 1, device=u.device, dtype=u.dtype) * step
         d = offsets - ((u - centre.to(u.dtype)) * step).unsqueeze(-1)
         x = d * (2.0 / fwhm).unsqueeze(-1)  # 2d/H
