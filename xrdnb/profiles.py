@@ -341,10 +341,15 @@ def render_fast(
     u = (two_theta - grid_start) / step  # fractional grid index (B, K)
     # peaks whose window misses the grid entirely are parked just outside it
     centre = torch.round(u.detach()).clamp(-half - 1, n_points + half).to(torch.int64)
-    # only peaks that carry intensity: masked and extinct reflections (|F|² ~ 1e-30 of the
-    # strongest, e.g. h+k+l odd in I lattices) are skipped; their contribution is below 1e-14
+    # only peaks that carry intensity: masked and extinct reflections are skipped. An
+    # extinct reflection (e.g. h+k+l odd in I lattices) has |F|² ~ 1e-30 of the strongest
+    # in float64 but ~1e-12 to 1e-10 in float32 (the rounding of its phase sum), so the cut
+    # is relative to the dtype: 1e-14, or 1 % of the dtype's resolution where that is
+    # larger (1.2e-9 in float32; a peak below it cannot change a float32 pattern, whose
+    # maximum is resolved to 6e-8). NdAl2Cu4: a quarter of the float32 peaks go.
     level = intensity.detach().abs().amax(dim=-1, keepdim=True)
-    row, col = torch.nonzero(intensity.detach().abs() > 1e-14 * level, as_tuple=True)
+    cut = max(1e-14, 0.01 * torch.finfo(dtype).eps)
+    row, col = torch.nonzero(intensity.detach().abs() > cut * level, as_tuple=True)
     pattern = _NearField.apply(
         u[row, col], intensity[row, col], fwhm[row, col], centre[row, col], row, batch, half, n_points, step, eta, r_inner, r_outer
     )
