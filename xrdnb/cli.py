@@ -38,6 +38,17 @@ def _wavelength(text: str) -> float:
     return value
 
 
+def _workers(text: str) -> int | str:
+    from .workers import resolve_workers
+
+    if text == "auto":
+        return text
+    try:
+        return resolve_workers(text, 1)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xrdnb", description="Differentiable powder XRD (Segal et al. 2026, SI §1.2).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -62,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--profile", default="smoke", help="named sweep: smoke, book or paper (default smoke)")
     sweep.add_argument("--config", type=Path, help="YAML or JSON file of SweepSpec fields (overrides the profile)")
     sweep.add_argument("--results", type=Path, help="results folder (default results/<profile>)")
-    sweep.add_argument("--workers", type=int, default=0, help="local Dask worker processes (default 0: in-process)")
+    sweep.add_argument(
+        "--workers", type=_workers, default="auto", help="local worker processes, 0 for in-process (default auto: one per core)"
+    )
     sweep.add_argument("--device", default="cpu", help="where gradient descent runs: cpu, cuda, cuda:N or auto (default cpu)")
     sweep.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
     sweep.add_argument("--structures", nargs="+", help="override the structures")

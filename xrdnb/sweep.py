@@ -9,10 +9,10 @@ one per copy, every configuration value a column — are written atomically to
 as the cell finishes. Re-running a sweep skips finished cells, so an interrupted sweep
 loses at most the cells in flight.
 
-Cells run in this process by default, on ``workers`` local processes, or on any Dask
-cluster given its scheduler address. Each cell uses one thread, so its rows do not depend
-on where it ran; ``workers=2`` uses both cores of a laptop (Dask's distributed scheduler: the workers compute and
-return rows, this process writes them, so no shared file system is needed). ``device="cuda"``
+Cells run in this process by default, on ``workers`` local processes (``"auto"``: one per
+core), or on any Dask cluster given its scheduler address (:mod:`xrdnb.workers`). Each
+cell uses one thread, so its rows do not depend on where it ran; the workers compute and
+return rows and this process writes them, so no shared file system is needed. ``device="cuda"``
 runs the gradient descent of each cell on a GPU; the distorted copies are drawn on the CPU
 either way (the same copies for a seed), and the ``device`` column records where a cell ran.
 
@@ -310,11 +310,15 @@ def _run_in_worker(cell: Cell, device: str = "cpu"):
     return run_cell(cell, device=device)
 
 
+WORKER_PRELOAD = ("torch", "pymatgen.core", "xrdnb.optimize", "xrdnb.evaluate", "xrdnb.sweep")
+"""Modules the local workers' forkserver imports once (:func:`xrdnb.workers.run_tasks`)."""
+
+
 def run_sweep(
     cells: SweepSpec | Sequence[Cell],
     results: str | os.PathLike,
     *,
-    workers: int = 0,
+    workers: int | str = 0,
     scheduler: str | None = None,
     progress: bool = True,
     device: str = "cpu",
@@ -328,7 +332,9 @@ def run_sweep(
     results
         results folder; finished cells are read back from ``<results>/cells``.
     workers
-        0: run in this process; N > 0: a local Dask cluster of N single-threaded processes.
+        0: run in this process; N > 0: N single-threaded local processes; ``"auto"``: one
+        per available core, at most one per unfinished cell (in this process when that
+        is one). See :mod:`xrdnb.workers`.
     scheduler
         address of a running Dask scheduler (e.g. ``tcp://10.0.0.5:8786``); overrides ``workers``.
     progress
@@ -340,57 +346,37 @@ def run_sweep(
     """
     from tqdm.auto import tqdm
 
+    from .workers import resolve_workers, run_tasks
+
     device = resolve_device(device)
     cell_list = cells.cells() if isinstance(cells, SweepSpec) else list(cells)
     results = Path(results)
     results.mkdir(parents=True, exist_ok=True)
     pending = [c for c in cell_list if not cell_path(results, c).exists()]
+    n_workers = resolve_workers(workers, len(pending))
     bar = tqdm(total=len(cell_list), initial=len(cell_list) - len(pending), desc="cells", disable=not progress)
     errors: dict[str, str] = {}
+
+    def finished(task, output) -> None:
+        rows, traj = output
+        _write_cell(results, task[0], rows, traj)
+        bar.update(1)
+
+    def failed(task, exc) -> None:
+        errors[task[0].cell_id] = f"{type(exc).__name__}: {exc}"
+
     try:
-        if pending and (scheduler or workers):
-            _run_dask(pending, results, workers, scheduler, bar, errors, device)
-        else:
-            for cell in pending:
-                try:
-                    rows, traj = run_cell(cell, progress=progress, device=device)
-                except Exception as exc:  # one broken cell must not cost the others
-                    errors[cell.cell_id] = f"{type(exc).__name__}: {exc}"
-                    continue
-                _write_cell(results, cell, rows, traj)
-                bar.update(1)
+        if scheduler or n_workers:
+            tasks = [(cell, device) for cell in pending]
+            run_tasks(_run_in_worker, tasks, on_result=finished, on_error=failed, workers=n_workers, scheduler=scheduler, preload=WORKER_PRELOAD)
+        else:  # in this process, with a progress bar over the steps of each cell
+            run_tasks(lambda cell: run_cell(cell, progress=progress, device=device), [(c,) for c in pending], on_result=finished, on_error=failed)
     finally:
         bar.close()
     if errors:
         listing = "\n".join(f"  {cid}: {msg}" for cid, msg in errors.items())
         raise RuntimeError(f"{len(errors)} of {len(pending)} cells failed (the others are saved; re-run to retry):\n{listing}")
     return load_results(results, cell_list)
-
-
-def _run_dask(pending: list[Cell], results: Path, workers: int, scheduler: str | None, bar, errors: dict, device: str) -> None:
-    from dask.distributed import Client, LocalCluster, as_completed
-
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
-    try:
-        futures = {client.submit(_run_in_worker, cell, device, pure=False): cell for cell in pending}
-        for future in as_completed(futures):
-            cell = futures[future]
-            try:
-                rows, traj = future.result()
-            except Exception as exc:
-                errors[cell.cell_id] = f"{type(exc).__name__}: {exc}"
-                continue
-            _write_cell(results, cell, rows, traj)
-            bar.update(1)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def load_results(results: str | os.PathLike, cells: Iterable[Cell] | None = None) -> pd.DataFrame:

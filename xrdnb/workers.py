@@ -1,0 +1,156 @@
+"""Where independent tasks run: this process, local worker processes, or a Dask cluster.
+
+One runner and one failure policy for the study's resumable experiments (sweep cells,
+sensitivity runs): :func:`run_tasks` calls ``function(*task)`` for every task and hands
+each result to ``on_result`` *in the calling process*, as tasks finish, so that the
+caller writes its files itself (atomically, one writer). A task that raises is handed to
+``on_error`` and the others go on; nothing is retried (a re-run of a resumable sweep
+retries what is missing).
+
+* ``workers=0``: in this process, in order.
+* ``workers=N``: ``N`` local processes. They are forked from a *forkserver* that
+  imported ``preload`` once, so they start in milliseconds with torch and pymatgen
+  already imported, and they are safe to start from a process that has used threads
+  (a Jupyter kernel, a torch computation). Where the platform has no forkserver
+  (Windows) they are spawned.
+* ``scheduler="tcp://host:8786"``: the tasks are submitted to that Dask cluster.
+
+Each task should set its own thread count (the sweep's cells run on one intra-op
+thread), so that results do not depend on where a task ran.
+
+>>> from xrdnb.workers import run_tasks
+>>> out = {}
+>>> run_tasks(pow, [(2, 3), (3, 2)], on_result=lambda task, value: out.update({task: value}))
+>>> out
+{(2, 3): 8, (3, 2): 9}
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from typing import Any, Callable, Iterable, Sequence
+
+__all__ = ["available_cores", "resolve_workers", "run_tasks"]
+
+Task = tuple
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_workers(workers: int | str | None, n_tasks: int) -> int:
+    """Worker processes for ``n_tasks`` tasks: ``"auto"``/``None`` → one per core, at most one per task.
+
+    ``0`` (or a single task under ``"auto"``) means in-process. Raises ValueError for a
+    negative count or an unknown word.
+    """
+    if workers is None or workers == "auto":
+        count = min(available_cores(), n_tasks)
+        return count if count > 1 else 0
+    text = str(workers).strip()
+    if isinstance(workers, bool) or not text.isdigit():
+        raise ValueError(f"workers must be a whole number >= 0 or 'auto', got {workers!r}")
+    return int(text)
+
+
+def _context(preload: Sequence[str]):
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(preload))  # read when the server starts (once per process)
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def run_tasks(
+    function: Callable[..., Any],
+    tasks: Iterable[Task],
+    *,
+    on_result: Callable[[Task, Any], None],
+    on_error: Callable[[Task, BaseException], None] | None = None,
+    workers: int = 0,
+    scheduler: str | None = None,
+    preload: Sequence[str] = (),
+) -> None:
+    """Call ``function(*task)`` for each task; results go to ``on_result(task, result)`` here.
+
+    Parameters
+    ----------
+    function
+        a module-level function (it is pickled to the workers).
+    tasks
+        argument tuples.
+    on_result
+        called in this process, in the order tasks finish.
+    on_error
+        called with the task and its exception (default: re-raise, which stops the run
+        after the tasks already finished were handed on). A worker process that dies
+        (killed, out of memory) fails the tasks it had not returned.
+    workers
+        0: in this process; N > 0: N local processes.
+    scheduler
+        address of a running Dask scheduler; overrides ``workers``.
+    preload
+        modules the forkserver imports once for all local workers (e.g. ``("torch",)``).
+    """
+    tasks = list(tasks)
+
+    def failed(task, exc):
+        if on_error is None:
+            raise exc
+        on_error(task, exc)
+
+    if scheduler:
+        _run_dask(function, tasks, scheduler, on_result, failed)
+    elif workers and tasks:
+        _run_local(function, tasks, int(workers), preload, on_result, failed)
+    else:
+        for task in tasks:
+            try:
+                result = function(*task)
+            except Exception as exc:  # one broken task must not cost the others
+                failed(task, exc)
+                continue
+            on_result(task, result)
+
+
+def _run_local(function, tasks, workers, preload, on_result, failed) -> None:
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_context(preload)) as pool:
+        futures = {pool.submit(function, *task): task for task in tasks}
+        for future in as_completed(futures):
+            task = futures[future]
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                failed(task, RuntimeError("its worker process died (killed or out of memory)"))
+                continue
+            except Exception as exc:
+                failed(task, exc)
+                continue
+            on_result(task, result)
+
+
+def _run_dask(function, tasks, scheduler, on_result, failed) -> None:
+    from dask.distributed import Client, as_completed
+
+    client = Client(scheduler)
+    try:
+        futures = {client.submit(function, *task, pure=False): task for task in tasks}
+        for future in as_completed(futures):
+            task = futures[future]
+            try:
+                result = future.result()
+            except Exception as exc:
+                failed(task, exc)
+                continue
+            on_result(task, result)
+    finally:
+        client.close()
