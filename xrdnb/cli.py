@@ -15,6 +15,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 from pathlib import Path
 
@@ -118,7 +119,12 @@ def _run_sweep(args) -> int:
             done = "done" if sw.cell_path(results, cell).exists() else "todo"
             print(f"{done}  {cell.cell_id}")
         return 0
-    rows = sw.run_sweep(cells, results, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet, device=device)
+    # this process has computed nothing and, on the CPU, not touched CUDA: its workers can be
+    # plain forks, which start without importing torch and pymatgen again
+    start_method = "fork" if device == "cpu" and "fork" in multiprocessing.get_all_start_methods() else None
+    rows = sw.run_sweep(
+        cells, results, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet, device=device, start_method=start_method
+    )
     print(f"{len(cells)} cells, {len(rows)} rows -> {results / 'cells'}")
     return 0
 

@@ -310,7 +310,7 @@ def _run_in_worker(cell: Cell, device: str = "cpu"):
     return run_cell(cell, device=device)
 
 
-WORKER_PRELOAD = ("torch", "pymatgen.core", "xrdnb.optimize", "xrdnb.evaluate", "xrdnb.sweep")
+WORKER_PRELOAD = ("torch", "pymatgen.core", "pymatgen.analysis.structure_matcher", "amd", "xrdnb.optimize", "xrdnb.evaluate", "xrdnb.sweep")
 """Modules the local workers' forkserver imports once (:func:`xrdnb.workers.run_tasks`)."""
 
 
@@ -322,6 +322,7 @@ def run_sweep(
     scheduler: str | None = None,
     progress: bool = True,
     device: str = "cpu",
+    start_method: str | None = None,
 ) -> pd.DataFrame:
     """Run every unfinished cell and return all rows of ``cells`` (finished earlier or now).
 
@@ -343,6 +344,10 @@ def run_sweep(
         where each cell's gradient descent runs (``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
         ``"auto"``, see :func:`xrdnb.device.resolve_device`); checked before
         any cell starts. With ``workers`` or ``scheduler``, every worker uses it.
+    start_method
+        how local workers start (:func:`xrdnb.workers.run_tasks`); the default, a
+        forkserver, is safe from any process, ``"fork"`` only from one that has computed
+        nothing yet (``xrdnb sweep`` uses it on the CPU).
     """
     from tqdm.auto import tqdm
 
@@ -368,7 +373,10 @@ def run_sweep(
     try:
         if scheduler or n_workers:
             tasks = [(cell, device) for cell in pending]
-            run_tasks(_run_in_worker, tasks, on_result=finished, on_error=failed, workers=n_workers, scheduler=scheduler, preload=WORKER_PRELOAD)
+            run_tasks(
+                _run_in_worker, tasks, on_result=finished, on_error=failed,
+                workers=n_workers, scheduler=scheduler, preload=WORKER_PRELOAD, start_method=start_method,
+            )
         else:  # in this process, with a progress bar over the steps of each cell
             run_tasks(lambda cell: run_cell(cell, progress=progress, device=device), [(c,) for c in pending], on_result=finished, on_error=failed)
     finally:

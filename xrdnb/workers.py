@@ -8,11 +8,12 @@ caller writes its files itself (atomically, one writer). A task that raises is h
 retries what is missing).
 
 * ``workers=0``: in this process, in order.
-* ``workers=N``: ``N`` local processes. They are forked from a *forkserver* that
-  imported ``preload`` once, so they start in milliseconds with torch and pymatgen
-  already imported, and they are safe to start from a process that has used threads
-  (a Jupyter kernel, a torch computation). Where the platform has no forkserver
-  (Windows) they are spawned.
+* ``workers=N``: ``N`` local processes. By default they are forked from a
+  *forkserver* that imported ``preload`` once, so they start in milliseconds with torch
+  and pymatgen already imported, and they are safe to start from a process that has used
+  threads (a Jupyter kernel, a torch computation). Where the platform has no forkserver
+  (Windows) they are spawned. The command line, whose process has computed nothing yet,
+  forks them directly (``start_method="fork"``), which saves the server's start-up.
 * ``scheduler="tcp://host:8786"``: the tasks are submitted to that Dask cluster.
 
 Each task should set its own thread count (the sweep's cells run on one intra-op
@@ -31,7 +32,7 @@ import multiprocessing
 import os
 from typing import Any, Callable, Iterable, Sequence
 
-__all__ = ["available_cores", "resolve_workers", "run_tasks"]
+__all__ = ["START_METHODS", "available_cores", "resolve_workers", "run_tasks"]
 
 Task = tuple
 
@@ -59,12 +60,19 @@ def resolve_workers(workers: int | str | None, n_tasks: int) -> int:
     return int(text)
 
 
-def _context(preload: Sequence[str]):
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
+START_METHODS = ("forkserver", "fork", "spawn")
+"""How local workers start (:mod:`multiprocessing` start methods)."""
+
+
+def _context(start_method: str | None, preload: Sequence[str]):
+    methods = multiprocessing.get_all_start_methods()
+    method = start_method or ("forkserver" if "forkserver" in methods else "spawn")
+    if method not in START_METHODS or method not in methods:
+        raise ValueError(f"start method {method!r} is not available here; choose from {[m for m in START_METHODS if m in methods]}")
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
         context.set_forkserver_preload(list(preload))  # read when the server starts (once per process)
-        return context
-    return multiprocessing.get_context("spawn")
+    return context
 
 
 def run_tasks(
@@ -76,6 +84,7 @@ def run_tasks(
     workers: int = 0,
     scheduler: str | None = None,
     preload: Sequence[str] = (),
+    start_method: str | None = None,
 ) -> None:
     """Call ``function(*task)`` for each task; results go to ``on_result(task, result)`` here.
 
@@ -97,6 +106,12 @@ def run_tasks(
         address of a running Dask scheduler; overrides ``workers``.
     preload
         modules the forkserver imports once for all local workers (e.g. ``("torch",)``).
+    start_method
+        ``"forkserver"`` (default where available, else ``"spawn"``), or ``"fork"``: the
+        workers are copies of this process and start at once with everything it imported,
+        which is safe only while it has run no multi-threaded computation (OpenMP keeps
+        no state across a fork) and has not initialised CUDA: e.g. a fresh command-line
+        process.
     """
     tasks = list(tasks)
 
@@ -108,7 +123,7 @@ def run_tasks(
     if scheduler:
         _run_dask(function, tasks, scheduler, on_result, failed)
     elif workers and tasks:
-        _run_local(function, tasks, int(workers), preload, on_result, failed)
+        _run_local(function, tasks, int(workers), _context(start_method, preload), on_result, failed)
     else:
         for task in tasks:
             try:
@@ -119,11 +134,11 @@ def run_tasks(
             on_result(task, result)
 
 
-def _run_local(function, tasks, workers, preload, on_result, failed) -> None:
+def _run_local(function, tasks, workers, context, on_result, failed) -> None:
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_context(preload)) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
         futures = {pool.submit(function, *task): task for task in tasks}
         for future in as_completed(futures):
             task = futures[future]
