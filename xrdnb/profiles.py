@@ -370,64 +370,66 @@ def render_fast(
     if n_terms is None:
         n_terms = tail_terms(window, taper, h_sq_range=(h_lo, h_hi), fwhm_max=fwhm_max)
 
-    # Each stick is spread over the 4 grid points around it with cubic Lagrange weights,
-    # so that Σ_j S_j K(x_i − x_j) interpolates K(x_i − 2θ_k) to O(step⁴).
-    lower = torch.floor(u.detach()).clamp(-1, n_points).to(torch.int64)
-    f = u - lower.to(dtype)  # in [0, 1) for peaks on the grid
+    # Each drawn peak (the near field's flat list) is spread over the 4 grid points around
+    # it with cubic Lagrange weights, so that Σ_j S_j K(x_i − x_j) interpolates
+    # K(x_i − 2θ_k) to O(step⁴).
+    u_live, h_sq_live = u[row, col], h_sq[row, col]
+    lower = torch.floor(u_live.detach()).clamp(-1, n_points).to(torch.int64)
+    f = (u_live - lower.to(dtype)).unsqueeze(-1)  # in [0, 1) for peaks on the grid, (n, 1)
     spread = torch.cat(
         [-f * (f - 1) * (f - 2) / 6, (f + 1) * (f - 1) * (f - 2) / 2, -(f + 1) * f * (f - 2) / 2, (f + 1) * f * (f - 1) / 6],
         dim=-1,
-    )  # (B, 4K) weights of grid points lower-1 .. lower+2
-    # stick array index j + 2 covers j = -2 .. n_points + 2
+    )  # (n, 4) weights of grid points lower-1 .. lower+2
+    # stick array index j + 2 covers j = -2 .. n_points + 2; row r's array starts at r·n_fft
     length = n_points + 5
-    idx = torch.cat([lower + 1, lower + 2, lower + 3, lower + 4], dim=-1)  # (B, 4K)
-    ratio = h0_sq - h_sq  # (B, K)
-    weights = [(1.0 - eta) * intensity * h_sq]
+    n_fft = _fft_size(2 * length - 1)  # no wrap-around for offsets |i' − j'| < length
+    idx = ((row * n_fft + lower + 1).unsqueeze(-1) + torch.arange(4, device=device)).reshape(-1)  # (4n,)
+    ratio = h0_sq - h_sq_live  # (n,)
+    weights = [(1.0 - eta) * intensity[row, col] * h_sq_live]
     for _ in range(1, n_terms):
         weights.append(weights[-1] * ratio)
-    weight = torch.stack(weights, dim=1)  # (B, n_terms, K)
-    values = spread.unsqueeze(1) * weight.repeat(1, 1, 4)  # (B, n_terms, 4K)
-    n_fft = _fft_size(2 * length - 1)  # no wrap-around for offsets |i' − j'| < length
+    values = (torch.stack(weights).unsqueeze(-1) * spread).reshape(n_terms, -1)  # (T, 4n)
     kernel_spectrum = _tail_kernel_spectrum(n_terms, length, n_fft, step, r_inner, r_outer, h0_sq, dtype, device)
     # stick index j' = j + 2, so grid point i sits at i' = i + 2
-    return pattern + _TailConvolution.apply(values, idx, kernel_spectrum, n_fft, 2, n_points)
+    return pattern + _TailConvolution.apply(values, idx, kernel_spectrum, batch, n_fft, 2, n_points)
 
 
 class _TailConvolution(torch.autograd.Function):
-    """``far = Σ_t (sticks_t ⊛ k_t)[offset : offset + n_points]``, a linear map of the stick values.
+    """``far_b = Σ_t (sticks_bt ⊛ k_t)[offset : offset + n_points]``, a linear map of the stick values.
 
-    ``values`` ``(B, T, J)`` are scattered to positions ``idx`` ``(B, J)`` of ``T`` stick
-    arrays of length ``n_fft``, each convolved (circularly, by rFFT) with its kernel of
-    spectrum ``K_t`` ``(T, n_fft//2 + 1)``, and the ``T`` results summed. The adjoint of a
-    circular convolution is the correlation with the same kernel, i.e. multiplication by
-    ``conj(K_t)``, so the backward is one rFFT of the padded output gradient per pattern
-    and ``T`` inverse rFFTs, read back at ``idx``: as cheap as the forward, where autograd
-    through ``rfft`` would run a full complex FFT of ``(B, T, n_fft)``. The backward is
-    made of differentiable operations, so double backward (forward-mode products) works.
+    ``values`` ``(T, J)`` are scattered to flat positions ``idx`` ``(J,)`` of ``T`` stick
+    arrays ``(B, n_fft)`` (position ``b·n_fft + i`` is point ``i`` of pattern ``b``), each
+    convolved (circularly, by rFFT) with its kernel of spectrum ``K_t`` ``(T, n_fft//2 + 1)``,
+    and the ``T`` results summed. The adjoint of a circular convolution is the correlation
+    with the same kernel, i.e. multiplication by ``conj(K_t)``, so the backward is one rFFT
+    of the padded output gradient per pattern and ``T`` inverse rFFTs, read back at
+    ``idx``: as cheap as the forward, where autograd through ``rfft`` would run a full
+    complex FFT of ``(T, B, n_fft)``. The backward is made of differentiable operations, so
+    double backward (forward-mode products) works.
     """
 
     @staticmethod
-    def forward(ctx, values, idx, kernel_spectrum, n_fft, offset, n_points):
-        batch, n_terms, _ = values.shape
+    def forward(ctx, values, idx, kernel_spectrum, batch, n_fft, offset, n_points):
+        n_terms = values.shape[0]
         # the sticks go straight into a zero-padded buffer of the FFT's length (no padded copy)
-        sticks = torch.zeros(batch, n_terms, n_fft, dtype=values.dtype, device=values.device)
-        sticks.scatter_add_(2, idx.unsqueeze(1).expand(-1, n_terms, -1), values)
+        sticks = torch.zeros(n_terms, batch * n_fft, dtype=values.dtype, device=values.device)
+        sticks.scatter_add_(1, idx.expand(n_terms, -1), values)
         # a product and a sum over the terms; einsum would make this a batch of n_fft/2
         # tiny complex matmuls
-        spectrum = torch.fft.rfft(sticks).mul_(kernel_spectrum).sum(dim=1)
+        spectrum = torch.fft.rfft(sticks.reshape(n_terms, batch, n_fft)).mul_(kernel_spectrum.unsqueeze(1)).sum(dim=0)
         ctx.save_for_backward(idx, kernel_spectrum)
-        ctx.constants = (n_terms, n_fft, offset, n_points)
+        ctx.constants = (batch, n_fft, offset, n_points)
         return torch.fft.irfft(spectrum, n=n_fft)[:, offset : offset + n_points]
 
     @staticmethod
     def backward(ctx, grad_far):
         idx, kernel_spectrum = ctx.saved_tensors
-        n_terms, n_fft, offset, n_points = ctx.constants
+        batch, n_fft, offset, n_points = ctx.constants
+        n_terms = kernel_spectrum.shape[0]
         padded = torch.nn.functional.pad(grad_far, (offset, n_fft - offset - n_points))
-        spectrum = torch.fft.rfft(padded).unsqueeze(1) * kernel_spectrum.conj()  # (B, T, F)
-        back = torch.fft.irfft(spectrum, n=n_fft)  # (B, T, n_fft)
-        grad_values = back.gather(2, idx.unsqueeze(1).expand(-1, n_terms, -1))
-        return grad_values, None, None, None, None, None
+        spectrum = torch.fft.rfft(padded) * kernel_spectrum.conj().unsqueeze(1)  # (T, B, F)
+        back = torch.fft.irfft(spectrum, n=n_fft).reshape(n_terms, -1)  # (T, B·n_fft)
+        return back.gather(1, idx.expand(n_terms, -1)), None, None, None, None, None, None
 
 
 def _fft_size(n: int) -> int:
