@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--max-steps", type=int, help="override the step budget")
     sweep.add_argument("--seeds", type=int, nargs="+", help="override the seeds")
     sweep.add_argument("--list", action="store_true", help="list the cells and whether they are done, run nothing")
+    sweep.add_argument(
+        "--estimate", action="store_true",
+        help="print the plan (cells, copies, expected steps, measured cost per copy-step, wall time for --workers) and run nothing",
+    )
     sweep.add_argument("--quiet", action="store_true", help="no progress bars")
     sweep.set_defaults(run=None)
     return parser
@@ -122,10 +126,29 @@ def _run_sweep(args) -> int:
     # this process has computed nothing and, on the CPU, not touched CUDA: its workers can be
     # plain forks, which start without importing torch and pymatgen again
     start_method = "fork" if device == "cpu" and "fork" in multiprocessing.get_all_start_methods() else None
+    if args.estimate:
+        return _print_estimate(cells, results, args)
     rows = sw.run_sweep(
         cells, results, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet, device=device, start_method=start_method
     )
     print(f"{len(cells)} cells, {len(rows)} rows -> {results / 'cells'}")
+    return 0
+
+
+def _print_estimate(cells, results, args) -> int:
+    from . import sweep as sw
+    from .estimate import estimate_sweep, format_estimate, summarize_estimate
+    from .workers import resolve_workers
+
+    pending = [c for c in cells if not sw.cell_path(results, c).exists()]
+    workers = max(1, resolve_workers(args.workers, len(pending)))
+    print(f"{len(cells)} cells, {len(cells) - len(pending)} done; estimating the {len(pending)} to run on {workers} worker(s)")
+    if not pending:
+        return 0
+    estimate = estimate_sweep(pending, progress=not args.quiet)
+    print(format_estimate(summarize_estimate(estimate, workers), workers))
+    print("steps from: 'measured' = the shipped stopping statistics of this rule (xrdnb.estimate.stopping_statistics);")
+    print("'budget' = no statistics for this rule, every copy assumed to run to max_steps (an upper bound).")
     return 0
 
 

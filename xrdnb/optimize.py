@@ -34,8 +34,9 @@ of torch-sim's init/step functions), so that each copy's Adam moments freeze whe
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, Sequence
 
+import numpy as np
 import torch
 
 from .crystal import Crystal
@@ -47,7 +48,18 @@ from .reflections import ReflectionSet, covers, enumerate_reflections
 from .scattering import phase_sums
 from .symmetry import project_lattice
 
-__all__ = ["GDConfig", "GDState", "GDResult", "init_state", "gd_step", "run_gradient_descent", "STOP_REASONS"]
+__all__ = [
+    "GDConfig",
+    "GDGroup",
+    "GDState",
+    "GDResult",
+    "init_state",
+    "init_batched_state",
+    "gd_step",
+    "run_gradient_descent",
+    "run_batched_gradient_descent",
+    "STOP_REASONS",
+]
 
 STOP_REASONS = ("running", "converged", "max_steps", "invalid_lattice")
 """Status names of a copy, indexed by ``GDState.status`` (running, or why it stopped)."""
@@ -117,14 +129,32 @@ class GDConfig:
 
 
 @dataclass
+class GDGroup:
+    """One configuration inside a batched state: its copies are ``copies`` of the batch."""
+
+    config: GDConfig
+    target: torch.Tensor
+    loss_fn: object
+    copies: slice
+    history_steps: list[int] = field(default_factory=list)
+    history_loss: list[torch.Tensor] = field(default_factory=list)
+    history_params: list[torch.Tensor] = field(default_factory=list)
+
+
+@dataclass
 class GDState:
     """Dynamic state of a batched run (all tensors have the copies first).
 
     ``params`` is ``(B, 6)`` in lattice mode and ``(B, N, 3)`` in coordinate mode.
-    ``status`` holds indices into :data:`xrdnb.optimize.STOP_REASONS`. In lattice mode
-    ``sums`` caches the structure-factor phase sums ``(B, S, K)`` of the fixed coordinates
-    over ``reflections`` (:func:`xrdnb.scattering.phase_sums`): only the form factors,
-    angles and widths change with the lattice.
+    ``status`` holds indices into :data:`xrdnb.optimize.STOP_REASONS`. ``groups`` are the
+    configurations the copies belong to (one for :func:`init_state`; several, each with
+    its own loss, learning rate, projector and stopping rule, for :func:`init_batched_state`);
+    ``lr``, ``patience``, ``tol`` and ``max_steps`` hold each copy's value. ``reflections``
+    is one set for the whole batch (the union of what the groups need, in a fixed order),
+    ``keep`` ``(B, K)`` marks the reflections a copy may use where groups differ (the MSE
+    loss's Miller-index clip), and in lattice mode ``sums`` caches the structure-factor
+    phase sums ``(B, S, K)`` of the fixed coordinates (:func:`xrdnb.scattering.phase_sums`):
+    only the form factors, angles and widths change with the lattice.
     """
 
     crystal: Crystal
@@ -138,14 +168,35 @@ class GDState:
     checkpoint_loss: torch.Tensor
     status: torch.Tensor
     reflections: ReflectionSet
+    groups: list[GDGroup]
+    lr: torch.Tensor
+    patience: torch.Tensor
+    tol: torch.Tensor
+    max_steps: torch.Tensor
+    settings: XRDSettings
+    keep: torch.Tensor | None = None
     sums: tuple[torch.Tensor, torch.Tensor] | None = None
-    history_steps: list[int] = field(default_factory=list)
-    history_loss: list[torch.Tensor] = field(default_factory=list)
-    history_params: list[torch.Tensor] = field(default_factory=list)
 
     @property
     def active(self) -> torch.Tensor:
         return self.status == 0
+
+    @property
+    def mode(self) -> str:
+        return self.groups[0].config.mode
+
+    # the record of a one-group state (init_state), as before batching
+    @property
+    def history_steps(self) -> list[int]:
+        return self.groups[0].history_steps
+
+    @property
+    def history_loss(self) -> list[torch.Tensor]:
+        return self.groups[0].history_loss
+
+    @property
+    def history_params(self) -> list[torch.Tensor]:
+        return self.groups[0].history_params
 
 
 @dataclass
@@ -176,93 +227,198 @@ def _with_params(crystal: Crystal, params: torch.Tensor, mode: str) -> Crystal:
     return crystal.with_lattice(params) if mode == "lattice" else crystal.with_frac_coords(params)
 
 
-def _losses(crystal: Crystal, params: torch.Tensor, target: torch.Tensor, config: GDConfig, reflections, loss_fn, sums=None):
-    pattern = simulate_pattern(_with_params(crystal, params, config.mode), config.simulator_settings(), reflections=reflections, sums=sums)
-    return loss_fn(pattern, target)
+def _common_settings(configs: Sequence[GDConfig]) -> XRDSettings:
+    """The simulator settings of a batch: the groups' own, which may differ only in ``hkl_max``.
+
+    The batch enumerates the widest clip (``None`` if any group has none); narrower clips
+    become the ``keep`` mask.
+    """
+    own = [c.simulator_settings() for c in configs]
+    clips = [s.hkl_max for s in own]
+    base = replace(own[0], hkl_max=None)
+    if any(replace(s, hkl_max=None) != base for s in own):
+        raise ValueError("the groups of a batched run must share the simulator settings (the loss's hkl_max clip may differ)")
+    return replace(base, hkl_max=None if None in clips else max(clips))
 
 
-def _phase_sums(crystal: Crystal, reflections: ReflectionSet, config: GDConfig):
+def _enumerate(lattice: torch.Tensor, settings: XRDSettings, margin: float) -> ReflectionSet:
+    """A superset of the reflections of the valid lattices, in lexicographic ``hkl`` order.
+
+    The fixed order makes the accumulation order of each copy's pattern the same whatever
+    superset it is simulated with (its own, or the union of a batch of several runs).
+    """
+    valid = is_valid_lattice(lattice)
+    refl = enumerate_reflections(lattice[valid], settings.g_max, margin=margin, hkl_max=settings.hkl_max)
+    hkl = refl.hkl
+    order = torch.from_numpy(np.lexsort((hkl[:, 2].numpy(), hkl[:, 1].numpy(), hkl[:, 0].numpy())))
+    return replace(refl, hkl=hkl[order], weight=refl.weight[order])
+
+
+def _keep_mask(state_groups: Sequence[GDGroup], reflections: ReflectionSet, batch: int, settings: XRDSettings, device):
+    """``(B, K)`` reflections each copy may use, or None when every group uses all of them."""
+    clips = [g.config.simulator_settings().hkl_max for g in state_groups]
+    if all(c == settings.hkl_max for c in clips):
+        return None
+    keep = torch.ones(batch, len(reflections), dtype=torch.bool, device=device)
+    hkl = reflections.hkl.to(device).abs()
+    for group, clip in zip(state_groups, clips):
+        if clip is not None and clip != settings.hkl_max:
+            keep[group.copies] = (hkl <= clip).all(dim=-1)
+    return keep
+
+
+def _phase_sums(crystal: Crystal, reflections: ReflectionSet, mode: str):
     """The phase sums of the fixed coordinates (lattice mode), else None."""
-    if config.mode != "lattice":
+    if mode != "lattice":
         return None
     with torch.no_grad():
         return phase_sums(crystal.frac_coords, reflections.hkl.to(crystal.device), crystal.occupancy)
 
 
-def _enumerate(lattice: torch.Tensor, config: GDConfig) -> ReflectionSet:
-    settings = config.simulator_settings()
-    valid = is_valid_lattice(lattice)
-    return enumerate_reflections(lattice[valid], settings.g_max, margin=config.reflection_margin, hkl_max=settings.hkl_max)
+def _rows(index: torch.Tensor, group: GDGroup) -> torch.Tensor:
+    """Positions in ``index`` (sorted copy indices) of the copies of ``group``."""
+    lo, hi = group.copies.start, group.copies.stop
+    return torch.nonzero((index >= lo) & (index < hi)).flatten()
+
+
+def _losses(state: GDState, index: torch.Tensor, params: torch.Tensor, loss_fns=None) -> torch.Tensor:
+    """Loss ``(len(index),)`` of the copies ``index`` at ``params``, each with its group's loss and target."""
+    sub = state.crystal.select(index)
+    sums = None if state.sums is None else (state.sums[0][index], state.sums[1][index])
+    keep = None if state.keep is None else state.keep[index]
+    pattern = simulate_pattern(_with_params(sub, params, state.mode), state.settings, reflections=state.reflections, sums=sums, keep=keep)
+    parts = []
+    for g, group in enumerate(state.groups):
+        rows = _rows(index, group)
+        if len(rows):
+            loss_fn = group.loss_fn if loss_fns is None else loss_fns[g]
+            parts.append(loss_fn(pattern[rows], group.target))
+    return torch.cat(parts)  # copies are ordered by group, so this is index order
 
 
 def init_state(crystal: Crystal, target: torch.Tensor, config: GDConfig) -> GDState:
     """Starting state: project the lattice if constrained, enumerate reflections, evaluate the loss."""
-    lattice = crystal.lattice.detach()
-    if config.constrained:
-        lattice = project_lattice(lattice, config.family)
-    crystal = crystal.with_lattice(lattice).detach()
-    params = (lattice if config.mode == "lattice" else crystal.frac_coords).clone()
-    batch = params.shape[0]
-    if not bool(is_valid_lattice(crystal.lattice).all()):
-        raise ValueError("every starting lattice must be valid (positive lengths, a real cell)")
-    reflections = _enumerate(crystal.lattice, config)
-    sums = _phase_sums(crystal, reflections, config)
-    with torch.no_grad():
-        loss = _losses(crystal, params, target, config, reflections, loss_function(config.loss), sums)
+    return init_batched_state([crystal], [target], [config])
+
+
+def init_batched_state(crystals: Sequence[Crystal], targets: Sequence[torch.Tensor], configs: Sequence[GDConfig]) -> GDState:
+    """One state for several runs of the same structure and mode, advanced together by :func:`gd_step`.
+
+    Each run (``crystals[i]``, ``targets[i]``, ``configs[i]``) keeps its own loss, learning
+    rate, projector and stopping rule; its copies become ``state.groups[i].copies`` of the
+    batch. Every copy is computed as in a run of its own (elementwise, in a fixed order), so
+    the results are those of separate runs; on a GPU one program then serves many cells.
+    """
+    if not (len(crystals) == len(targets) == len(configs) >= 1):
+        raise ValueError("need as many crystals, targets and configs (at least one)")
+    mode = configs[0].mode
+    if any(c.mode != mode for c in configs) or any(c.optimizer != configs[0].optimizer or c.betas != configs[0].betas or c.eps != configs[0].eps for c in configs):
+        raise ValueError("the runs of a batched state must share the mode and the optimizer (name, betas, eps)")
+    first = crystals[0]
+    if any(c.elements != first.elements or c.n_sites != first.n_sites or not torch.equal(c.occupancy, first.occupancy) for c in crystals):
+        raise ValueError("the runs of a batched state must be copies of one structure (same sites and species)")
+    settings = _common_settings(configs)
+    starts, groups, offset = [], [], 0
+    for crystal, target, config in zip(crystals, targets, configs):
+        lattice = crystal.lattice.detach()
+        if config.constrained:
+            lattice = project_lattice(lattice, config.family)
+        crystal = crystal.with_lattice(lattice).detach()
+        if not bool(is_valid_lattice(crystal.lattice).all()):
+            raise ValueError("every starting lattice must be valid (positive lengths, a real cell)")
+        starts.append(crystal)
+        target = target.to(dtype=crystal.dtype, device=crystal.device)
+        groups.append(GDGroup(config, target, loss_function(config.loss), slice(offset, offset + crystal.batch_size)))
+        offset += crystal.batch_size
+    crystal = replace(
+        first,
+        lattice=torch.cat([c.lattice for c in starts]),
+        frac_coords=torch.cat([c.frac_coords for c in starts]),
+        occupancy=starts[0].occupancy,
+    )
+    params = (crystal.lattice if mode == "lattice" else crystal.frac_coords).clone()
+    batch, device, dtype = params.shape[0], params.device, params.dtype
+
+    def per_copy(values, dtype):
+        return torch.cat([torch.full((g.copies.stop - g.copies.start,), v, dtype=dtype, device=device) for g, v in zip(groups, values)])
+
+    reflections = _enumerate(crystal.lattice, settings, max(c.reflection_margin for c in configs))
     state = GDState(
         crystal=crystal,
         params=params,
         exp_avg=torch.zeros_like(params),
         exp_avg_sq=torch.zeros_like(params),
         step=0,
-        steps=torch.zeros(batch, dtype=torch.int64, device=params.device),
-        loss=loss.clone(),
-        initial_loss=loss.clone(),
-        checkpoint_loss=loss.clone(),
-        status=torch.zeros(batch, dtype=torch.int64, device=params.device),
+        steps=torch.zeros(batch, dtype=torch.int64, device=device),
+        loss=torch.zeros(batch, dtype=dtype, device=device),
+        initial_loss=torch.zeros(batch, dtype=dtype, device=device),
+        checkpoint_loss=torch.zeros(batch, dtype=dtype, device=device),
+        status=torch.zeros(batch, dtype=torch.int64, device=device),
         reflections=reflections,
-        sums=sums,
+        groups=groups,
+        lr=per_copy([c.lr for c in configs], dtype),
+        patience=per_copy([c.patience for c in configs], torch.int64),
+        tol=per_copy([c.tol for c in configs], dtype),
+        max_steps=per_copy([c.max_steps for c in configs], torch.int64),
+        settings=settings,
     )
-    _record(state)
+    state.keep = _keep_mask(groups, reflections, batch, settings, device)
+    state.sums = _phase_sums(crystal, reflections, mode)
+    state.status[state.max_steps <= 0] = STOP_REASONS.index("max_steps")  # a budget of 0 steps
+    with torch.no_grad():
+        loss = _losses(state, torch.arange(batch, device=device), params)
+    state.loss, state.initial_loss, state.checkpoint_loss = loss.clone(), loss.clone(), loss.clone()
+    for group in groups:
+        _record(state, group)
     return state
 
 
-def _record(state: GDState) -> None:
-    state.history_steps.append(state.step)
-    state.history_loss.append(state.loss.detach().clone())
-    state.history_params.append(state.params.detach().clone())
+def _record(state: GDState, group: GDGroup) -> None:
+    group.history_steps.append(state.step)
+    group.history_loss.append(state.loss[group.copies].detach().clone())
+    group.history_params.append(state.params[group.copies].detach().clone())
 
 
-def gd_step(state: GDState, target: torch.Tensor, config: GDConfig, loss_fn=None) -> GDState:
-    """One update of every running copy (in place on ``state``, which is also returned)."""
-    loss_fn = loss_fn or loss_function(config.loss)
+def gd_step(state: GDState, target: torch.Tensor | None = None, config: GDConfig | None = None, loss_fn=None) -> GDState:
+    """One update of every running copy (in place on ``state``, which is also returned).
+
+    ``target`` and ``config`` are those the state was made with (they are kept in
+    ``state.groups``, so they may be omitted); ``loss_fn`` replaces the loss of a
+    one-group state for this step.
+    """
     index = torch.nonzero(state.active).flatten()
     if len(index) == 0:
         return state
-    sub = state.crystal.select(index)
+    if loss_fn is not None and len(state.groups) != 1:
+        raise ValueError("loss_fn replaces the loss of a one-group state only")
+    mode = state.mode
     params = state.params[index].clone().requires_grad_(True)
-    sums = None if state.sums is None else (state.sums[0][index], state.sums[1][index])
-    loss = _losses(sub, params, target, config, state.reflections, loss_fn, sums)
+    loss = _losses(state, index, params, None if loss_fn is None else [loss_fn])
     (grad,) = torch.autograd.grad(loss.sum(), params)
     state.step += 1
     with torch.no_grad():
-        if config.optimizer == "adam":
-            beta1, beta2 = config.betas
+        shape = (-1,) + (1,) * (params.dim() - 1)
+        lr = state.lr[index].reshape(shape)
+        first = state.groups[0].config
+        if first.optimizer == "adam":
+            beta1, beta2 = first.betas
             m = state.exp_avg[index].mul_(beta1).add_(grad, alpha=1 - beta1)
             v = state.exp_avg_sq[index].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
             t = state.steps[index].to(params.dtype) + 1
-            shape = (-1,) + (1,) * (params.dim() - 1)
             bias1 = (1 - beta1**t).reshape(shape)
             bias2 = (1 - beta2**t).reshape(shape)
-            update = config.lr * (m / bias1) / ((v / bias2).sqrt() + config.eps)
+            update = lr * (m / bias1) / ((v / bias2).sqrt() + first.eps)
             state.exp_avg[index] = m
             state.exp_avg_sq[index] = v
         else:
-            update = config.lr * grad
+            update = lr * grad
         new = params.detach() - update
-        if config.constrained:
-            new = project_lattice(new, config.family)
-        lattice_new = new if config.mode == "lattice" else sub.lattice
+        for group in state.groups:
+            if group.config.constrained:
+                rows = _rows(index, group)
+                if len(rows):
+                    new[rows] = project_lattice(new[rows], group.config.family)
+        lattice_new = new if mode == "lattice" else state.crystal.lattice[index]
         ok = is_valid_lattice(lattice_new) & torch.isfinite(new.reshape(len(index), -1)).all(dim=1)
         ok &= torch.isfinite(loss)
         good, bad = index[ok], index[~ok]
@@ -271,33 +427,70 @@ def gd_step(state: GDState, target: torch.Tensor, config: GDConfig, loss_fn=None
         state.steps[good] += 1
         state.status[bad] = STOP_REASONS.index("invalid_lattice")
         # per-copy early stop: the loss moved less than tol over the last `patience` steps
-        if state.step % config.patience == 0:
-            done = state.active & ((state.loss - state.checkpoint_loss).abs() < config.tol)
+        check = state.active & (state.step % state.patience == 0)
+        if bool(check.any()):
+            done = check & ((state.loss - state.checkpoint_loss).abs() < state.tol)
             state.status[done] = STOP_REASONS.index("converged")
-            state.checkpoint_loss = state.loss.clone()
-        if state.step >= config.max_steps:
-            state.status[state.active] = STOP_REASONS.index("max_steps")
-        if config.mode == "lattice":
+            state.checkpoint_loss = torch.where(check, state.loss, state.checkpoint_loss)
+        state.status[state.active & (state.step >= state.max_steps)] = STOP_REASONS.index("max_steps")
+        if mode == "lattice":
             state.crystal = state.crystal.with_lattice(state.params.detach())
-            if not bool(covers(state.reflections, state.params[state.active], config.simulator_settings().g_max).all()):
-                state.reflections = _enumerate(state.params, config)
-                state.sums = _phase_sums(state.crystal, state.reflections, config)
+            if not bool(covers(state.reflections, state.params[state.active], state.settings.g_max).all()):
+                margin = max(g.config.reflection_margin for g in state.groups)
+                state.reflections = _enumerate(state.params, state.settings, margin)
+                state.keep = _keep_mask(state.groups, state.reflections, len(state.params), state.settings, state.params.device)
+                state.sums = _phase_sums(state.crystal, state.reflections, mode)
         else:
             state.crystal = state.crystal.with_frac_coords(state.params.detach())
-    if config.record_every and state.step % config.record_every == 0:
-        _record(state)
+    for group in state.groups:
+        every = group.config.record_every
+        if every and state.step % every == 0 and state.step <= group.config.max_steps and _ran(state, group):
+            _record(state, group)
     return state
 
 
-def _final_losses(state: GDState, target: torch.Tensor, config: GDConfig) -> torch.Tensor:
+def _ran(state: GDState, group: GDGroup) -> bool:
+    """Whether a copy of ``group`` was still running before this step (its record goes on)."""
+    return bool((state.steps[group.copies] == state.step).any() or (state.status[group.copies] == 0).any())
+
+
+def _final_losses(state: GDState) -> torch.Tensor:
+    """Each copy's loss at its end point, on reflections enumerated afresh (NaN for invalid lattices)."""
     with torch.no_grad():
         valid = is_valid_lattice(state.crystal.lattice)
         loss = torch.full_like(state.loss, float("nan"))
         index = torch.nonzero(valid).flatten()
         if len(index):
-            reflections = _enumerate(state.crystal.lattice, config)
-            loss[index] = _losses(state.crystal.select(index), state.params[index], target, config, reflections, loss_function(config.loss))
+            margin = max(g.config.reflection_margin for g in state.groups)
+            fresh = replace(state, reflections=_enumerate(state.crystal.lattice, state.settings, margin))
+            fresh.keep = _keep_mask(state.groups, fresh.reflections, len(state.params), state.settings, state.params.device)
+            fresh.sums = _phase_sums(state.crystal, fresh.reflections, state.mode)
+            loss[index] = _losses(fresh, index, state.params[index])
         return loss
+
+
+def _results(state: GDState) -> list[GDResult]:
+    """One :class:`GDResult` per group of a finished state."""
+    final = _final_losses(state)
+    out = []
+    for group in state.groups:
+        if group.history_steps[-1] != int(state.steps[group.copies].max()) and group.history_steps[-1] != state.step:
+            last = int(state.steps[group.copies].max())
+            group.history_steps.append(last)
+            group.history_loss.append(state.loss[group.copies].detach().clone())
+            group.history_params.append(state.params[group.copies].detach().clone())
+        c = group.copies
+        out.append(GDResult(
+            crystal=state.crystal.select(c),
+            loss=final[c],
+            initial_loss=state.initial_loss[c],
+            steps=state.steps[c],
+            stop_reason=[STOP_REASONS[int(i)] for i in state.status[c]],
+            trajectory_steps=torch.tensor(group.history_steps),
+            trajectory_loss=torch.stack(group.history_loss),
+            trajectory_params=torch.stack(group.history_params),
+        ))
+    return out
 
 
 def run_gradient_descent(
@@ -325,22 +518,39 @@ def run_gradient_descent(
     -------
     GDResult
     """
+    return run_batched_gradient_descent([crystal], [target], [config], progress=progress)[0]
+
+
+def run_batched_gradient_descent(
+    crystals: Sequence[Crystal],
+    targets: Sequence[torch.Tensor],
+    configs: Sequence[GDConfig],
+    *,
+    progress: bool | str = True,
+) -> list[GDResult]:
+    """:func:`run_gradient_descent` for several runs of one structure and mode, as one batch.
+
+    The runs may differ in loss, learning rate, projector and stopping rule; they advance
+    together (:func:`init_batched_state`), which on a GPU replaces one small program per
+    run by one large one, and on any device keeps the batch full while the copies of
+    some runs have stopped. Returns one :class:`GDResult` per run, as separate runs give.
+    """
     from tqdm.auto import tqdm
 
     retain_freed_memory()  # no per-step page-fault storm on glibc (xrdnb.memory)
-    loss_fn = loss_function(config.loss)
-    target = target.to(dtype=crystal.dtype, device=crystal.device)
-    state = init_state(crystal, target, config)
+    targets = [t.to(dtype=c.dtype, device=c.device) for t, c in zip(targets, crystals)]
+    state = init_batched_state(crystals, targets, configs)
+    budget = max(c.max_steps for c in configs)
     bar = tqdm(
-        total=config.max_steps,
+        total=budget,
         desc=progress if isinstance(progress, str) else "gradient descent",
         disable=not progress,
         leave=False,
         mininterval=1.0,
     )
     try:
-        while bool(state.active.any()) and state.step < config.max_steps:
-            gd_step(state, target, config, loss_fn)
+        while bool(state.active.any()) and state.step < budget:
+            gd_step(state)
             bar.update(1)
             if state.step % 50 == 0:
                 alive = state.loss[state.active]
@@ -348,18 +558,4 @@ def run_gradient_descent(
                     bar.set_postfix(best=f"{float(alive.min()):.4f}", median=f"{float(alive.median()):.4f}", running=len(alive))
     finally:
         bar.close()
-    if config.max_steps == 0:
-        state.status[state.active] = STOP_REASONS.index("max_steps")
-    if state.history_steps[-1] != state.step:
-        _record(state)
-    final = _final_losses(state, target, config)
-    return GDResult(
-        crystal=state.crystal,
-        loss=final,
-        initial_loss=state.initial_loss,
-        steps=state.steps,
-        stop_reason=[STOP_REASONS[int(i)] for i in state.status],
-        trajectory_steps=torch.tensor(state.history_steps),
-        trajectory_loss=torch.stack(state.history_loss),
-        trajectory_params=torch.stack(state.history_params),
-    )
+    return _results(state)

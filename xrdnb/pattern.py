@@ -144,12 +144,15 @@ def compute_reflections(
     reflections: ReflectionSet | None = None,
     *,
     sums: tuple[torch.Tensor, torch.Tensor] | None = None,
+    keep: torch.Tensor | None = None,
 ) -> Reflections:
     """Positions, intensities and widths of all reflections of ``reflections`` for the batch.
 
     ``sums`` are the structure-factor :func:`~xrdnb.scattering.phase_sums` of the batch's
     coordinates and ``reflections.hkl`` (each ``(B, S, K)``), when they are known (a
     lattice-only optimisation computes them once); otherwise they are computed here.
+    ``keep`` ``(B, K)`` (boolean) leaves reflections out per copy, as if they were not in
+    the set (e.g. the MSE loss's Miller-index clip for some copies of a batch).
     """
     if reflections is None:
         reflections = reflections_for(crystal, settings)
@@ -159,6 +162,8 @@ def compute_reflections(
     g_lo = g_max_for(settings.wavelength, settings.two_theta_min)
     valid = is_valid_lattice(crystal.lattice)
     mask = (g2 > 0) & (g2 <= settings.g_max**2) & (g2 >= g_lo**2) & valid[:, None] & torch.isfinite(g2)
+    if keep is not None:
+        mask &= keep
     # masked entries get a harmless |g| so that no NaN reaches the gradients
     safe_g2 = torch.where(mask, g2, torch.full_like(g2, (0.5 * settings.g_max) ** 2))
     g = torch.sqrt(safe_g2)
@@ -206,6 +211,7 @@ def simulate_pattern(
     normalize: bool = True,
     method: Method | None = None,
     sums: tuple[torch.Tensor, torch.Tensor] | None = None,
+    keep: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The powder pattern ``(B, P)`` of every copy in ``crystal``.
 
@@ -222,11 +228,11 @@ def simulate_pattern(
         divide each pattern by its maximum (study-facts: max = 1 before any loss).
     method
         override ``settings.method``.
-    sums
-        precomputed structure-factor phase sums for ``reflections`` (see
-        :func:`compute_reflections`).
+    sums, keep
+        precomputed structure-factor phase sums for ``reflections``, and reflections to
+        leave out per copy (see :func:`compute_reflections`).
     """
-    refl = compute_reflections(crystal, settings, reflections, sums=sums)
+    refl = compute_reflections(crystal, settings, reflections, sums=sums, keep=keep)
     pattern = render_pattern(refl, settings, method)
     if normalize:
         peak = pattern.amax(dim=-1, keepdim=True)

@@ -125,10 +125,19 @@ def enumerate_reflections(
 
 
 def g_squared(lattice: torch.Tensor, hkl: torch.Tensor) -> torch.Tensor:
-    """``|g|² = 1/d²`` (Å⁻²) for lattices ``(B, 6)`` and indices ``(K, 3)``: shape ``(B, K)``."""
-    gstar = reciprocal_metric_tensor(lattice)
+    """``|g|² = hᵀ G* h = 1/d²`` (Å⁻²) for lattices ``(B, 6)`` and indices ``(K, 3)``: shape ``(B, K)``.
+
+    Written out term by term (elementwise, not as a matrix product), so that each entry is
+    computed the same way whatever the batch and the other indices: a copy's pattern does
+    not depend on what it is batched with.
+    """
+    gstar = reciprocal_metric_tensor(lattice)  # (B, 3, 3)
     h = hkl.to(dtype=lattice.dtype, device=lattice.device)
-    return torch.einsum("ki,bij,kj->bk", h, gstar, h)
+    h0, h1, h2 = h[:, 0], h[:, 1], h[:, 2]  # (K,)
+    g = [[gstar[:, i, j].unsqueeze(-1) for j in range(3)] for i in range(3)]  # (B, 1)
+    diagonal = g[0][0] * (h0 * h0) + g[1][1] * (h1 * h1) + g[2][2] * (h2 * h2)
+    cross = g[0][1] * (h0 * h1) + g[0][2] * (h0 * h2) + g[1][2] * (h1 * h2)
+    return diagonal + 2.0 * cross
 
 
 def two_theta_from_g(g: torch.Tensor, wavelength: float) -> torch.Tensor:

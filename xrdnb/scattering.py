@@ -126,10 +126,14 @@ def phase_sums(frac_coords: torch.Tensor, hkl: torch.Tensor, occupancy: torch.Te
     -------
     ``(cos_sum, sin_sum)``, each ``(B, S, K)``.
     """
-    h = hkl.to(dtype=frac_coords.dtype, device=frac_coords.device)
-    phase = (2.0 * math.pi) * torch.einsum("bni,ki->bnk", frac_coords, h)  # (B, N, K)
-    occ = occupancy.to(dtype=frac_coords.dtype)
-    return torch.einsum("ns,bnk->bsk", occ, torch.cos(phase)), torch.einsum("ns,bnk->bsk", occ, torch.sin(phase))
+    h = hkl.to(dtype=frac_coords.dtype, device=frac_coords.device).T.unsqueeze(0)  # (1, 3, K)
+    x = frac_coords.unsqueeze(-1)  # (B, N, 3, 1)
+    # written out elementwise (no matrix products), so that every entry is computed the
+    # same way whatever the batch and the reflection set
+    phase = (2.0 * math.pi) * (x[:, :, 0] * h[:, 0] + x[:, :, 1] * h[:, 1] + x[:, :, 2] * h[:, 2])  # (B, N, K)
+    occ = occupancy.to(dtype=frac_coords.dtype).T.unsqueeze(-1)  # (S, N, 1)
+    cos, sin = torch.cos(phase), torch.sin(phase)
+    return torch.stack([(o * cos).sum(1) for o in occ], dim=1), torch.stack([(o * sin).sum(1) for o in occ], dim=1)
 
 
 def structure_factor_intensity(

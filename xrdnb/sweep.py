@@ -40,7 +40,7 @@ import pandas as pd
 
 from .device import resolve_device
 
-__all__ = ["Cell", "SweepSpec", "PROFILES", "run_cell", "run_sweep", "load_results", "load_trajectories", "cell_path", "with_overrides"]
+__all__ = ["Cell", "SweepSpec", "PROFILES", "prepare_cell", "run_cell", "run_cells_batched", "batch_groups", "run_sweep", "load_results", "load_trajectories", "cell_path", "with_overrides"]
 
 
 @dataclass(frozen=True)
@@ -228,17 +228,18 @@ def run_cell(
         return _run_cell(cell, progress, units, device)
 
 
-def _run_cell(cell: Cell, progress: bool, units: str, device: str) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    import torch
+def prepare_cell(cell: Cell, units: str = "angstrom"):
+    """What a cell starts from: ``(family, truth, start, config)``.
 
+    ``truth`` is the ground truth as a one-copy :class:`~xrdnb.crystal.Crystal` (float64),
+    ``start`` its ``n_copies`` distorted copies (float64, CPU), ``config`` the
+    :class:`~xrdnb.optimize.GDConfig` of the cell's gradient descent.
+    """
     from .crystal import crystal_from_structure
     from .distortions import distort
-    from .evaluate import LATTICE_NAMES, evaluate_copies
-    from .optimize import GDConfig, run_gradient_descent
-    from .pattern import simulate_pattern
+    from .optimize import GDConfig
     from .structures import crystal_family, load_structure
 
-    started = time.perf_counter()
     structure = load_structure(cell.structure)
     family = crystal_family(structure)
     truth = crystal_from_structure(structure)
@@ -254,11 +255,38 @@ def _run_cell(cell: Cell, progress: bool, units: str, device: str) -> tuple[pd.D
         patience=cell.patience,
         record_every=cell.record_every,
     )
-    dtype = getattr(torch, cell.dtype)
-    target = simulate_pattern(truth.to(dtype=dtype, device=device), config.simulator_settings())[0]
+    return family, truth, start, config
+
+
+def _run_cell(cell: Cell, progress: bool, units: str, device: str) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    from .optimize import run_gradient_descent
+
+    started = time.perf_counter()
+    family, truth, start, config, target = _start(cell, units, device)
+    dtype = target.dtype
     result = run_gradient_descent(
         start.to(dtype=dtype, device=device), target, config, progress=f"{cell.cell_id}" if progress else False
     )
+    rows, trajectories = _cell_rows(cell, family, truth, start, result, device)
+    rows["seconds"] = time.perf_counter() - started
+    return rows, trajectories
+
+
+def _start(cell: Cell, units: str, device: str):
+    """:func:`prepare_cell` plus the target pattern on ``device`` in the cell's dtype."""
+    import torch
+
+    from .pattern import simulate_pattern
+
+    family, truth, start, config = prepare_cell(cell, units)
+    dtype = getattr(torch, cell.dtype)
+    target = simulate_pattern(truth.to(dtype=dtype, device=device), config.simulator_settings())[0]
+    return family, truth, start, config, target
+
+
+def _cell_rows(cell: Cell, family: str, truth, start, result, device: str) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Tidy rows (without ``seconds``) and trajectories of a finished cell."""
+    from .evaluate import LATTICE_NAMES, evaluate_copies
 
     end_rows = evaluate_copies(result.crystal, truth)
     start_rows = evaluate_copies(start, truth)
@@ -280,13 +308,59 @@ def _run_cell(cell: Cell, progress: bool, units: str, device: str) -> tuple[pd.D
         rows[f"start_{name}"] = start.lattice[:, i].double().numpy()
         rows[f"final_{name}"] = result.crystal.lattice[:, i].double().cpu().numpy()
         rows[f"true_{name}"] = float(truth.lattice[0, i])
-    rows["seconds"] = time.perf_counter() - started
     trajectories = {
         "steps": result.trajectory_steps.cpu().numpy(),
         "loss": result.trajectory_loss.double().cpu().numpy(),
         "params": result.trajectory_params.double().cpu().numpy(),
     }
     return rows, trajectories
+
+
+def batch_groups(cells: Sequence[Cell], max_copies: int = 4096) -> list[list[Cell]]:
+    """Cells that can advance as one batch: same structure, noise type and dtype, at most ``max_copies`` copies.
+
+    Groups keep the cells' order; each holds at least one cell.
+    """
+    groups: dict[tuple, list[list[Cell]]] = {}
+    order: list[list[Cell]] = []
+    for cell in cells:
+        key = (cell.structure, cell.noise_type, cell.dtype)
+        runs = groups.setdefault(key, [])
+        if not runs or sum(c.n_copies for c in runs[-1]) + cell.n_copies > max_copies:
+            runs.append([])
+            order.append(runs[-1])
+        runs[-1].append(cell)
+    return order
+
+
+def run_cells_batched(cells: Sequence[Cell], *, units: str = "angstrom", device: str = "cpu", progress: bool = False):
+    """Run cells of one structure and noise type as one batched gradient descent; ``[(rows, trajectories)]``.
+
+    The rows are those of :func:`run_cell` for each cell (the batched engine computes
+    every copy as in a run of its own, :func:`xrdnb.optimize.init_batched_state`), except
+    ``seconds``, which is the batch's wall time shared equally among its cells. Meant for
+    GPUs, where one program for many cells is what makes them fast.
+    """
+    from .optimize import run_batched_gradient_descent
+
+    device = resolve_device(device)
+    cells = list(cells)
+    if len({(c.structure, c.noise_type, c.dtype) for c in cells}) != 1:
+        raise ValueError("a batch of cells needs one structure, noise type and dtype (see batch_groups)")
+    started = time.perf_counter()
+    with _one_thread():
+        prepared = [_start(cell, units, device) for cell in cells]
+        results = run_batched_gradient_descent(
+            [p[2].to(dtype=p[4].dtype, device=device) for p in prepared],
+            [p[4] for p in prepared],
+            [p[3] for p in prepared],
+            progress=f"{len(cells)} cells" if progress else False,
+        )
+        out = [_cell_rows(cell, p[0], p[1], p[2], result, device) for cell, p, result in zip(cells, prepared, results)]
+    share = (time.perf_counter() - started) / len(cells)
+    for rows, _ in out:
+        rows["seconds"] = share
+    return out
 
 
 def cell_path(results: str | os.PathLike, cell: Cell) -> Path:
@@ -323,6 +397,7 @@ def run_sweep(
     progress: bool = True,
     device: str = "cpu",
     start_method: str | None = None,
+    batch_cells: bool | None = None,
 ) -> pd.DataFrame:
     """Run every unfinished cell and return all rows of ``cells`` (finished earlier or now).
 
@@ -348,6 +423,11 @@ def run_sweep(
         how local workers start (:func:`xrdnb.workers.run_tasks`); the default, a
         forkserver, is safe from any process, ``"fork"`` only from one that has computed
         nothing yet (``xrdnb sweep`` uses it on the CPU).
+    batch_cells
+        advance the cells of each structure and noise type together as one batched
+        gradient descent (:func:`run_cells_batched`, groups of :func:`batch_groups`), in
+        this process; the default is to do so on CUDA devices, where it is what makes a
+        GPU fast, and not on the CPU.
     """
     from tqdm.auto import tqdm
 
@@ -370,8 +450,17 @@ def run_sweep(
     def failed(task, exc) -> None:
         errors[task[0].cell_id] = f"{type(exc).__name__}: {exc}"
 
+    if batch_cells is None:
+        batch_cells = device.startswith("cuda") and not scheduler
     try:
-        if scheduler or n_workers:
+        if batch_cells:
+            run_tasks(
+                lambda *group: run_cells_batched(group, device=device, progress=progress),
+                [tuple(group) for group in batch_groups(pending)],
+                on_result=lambda group, outputs: [finished((cell,), output) for cell, output in zip(group, outputs)],
+                on_error=lambda group, exc: [failed((cell,), exc) for cell in group],
+            )
+        elif scheduler or n_workers:
             tasks = [(cell, device) for cell in pending]
             run_tasks(
                 _run_in_worker, tasks, on_result=finished, on_error=failed,
