@@ -141,3 +141,50 @@ def test_near_field_matches_autograd_of_the_plain_expression():
     _, jvp_fast = torch.autograd.functional.jvp(fast, detached, tangents)  # double-backward trick
     _, jvp_plain = torch.autograd.functional.jvp(plain, detached, tangents)
     assert (jvp_fast - jvp_plain).abs().max() <= 1e-12 * jvp_plain.abs().max()
+
+
+def test_tail_convolution_matches_autograd_of_the_fft_expression():
+    """The linear tail operator, its hand-written adjoint and the adjoint's own derivative
+    (forward-mode products) equal autograd through scatter + rfft + irfft, in float64."""
+    from xrdnb.profiles import _TailConvolution
+
+    torch.manual_seed(2)
+    n_terms, batch, n_fft, offset, n_points, n_sticks = 3, 2, 96, 2, 80, 20
+    idx = torch.randint(0, batch * n_fft, (n_sticks,))
+    kernel = torch.fft.rfft(torch.randn(n_terms, n_fft, dtype=torch.float64))  # not symmetric: tests conj
+    values = torch.randn(n_terms, n_sticks, dtype=torch.float64, requires_grad=True)
+
+    def fast(v):
+        return _TailConvolution.apply(v, idx, kernel, batch, n_fft, offset, n_points)
+
+    def plain(v):
+        sticks = torch.zeros(n_terms, batch * n_fft, dtype=torch.float64).index_add(1, idx, v)
+        spectrum = (torch.fft.rfft(sticks.reshape(n_terms, batch, n_fft)) * kernel.unsqueeze(1)).sum(0)
+        return torch.fft.irfft(spectrum, n=n_fft)[:, offset : offset + n_points]
+
+    assert (fast(values) - plain(values)).abs().max() < 1e-13
+    weights = torch.randn(batch, n_points, dtype=torch.float64)
+    (got,) = torch.autograd.grad((fast(values) * weights).sum(), values)
+    (want,) = torch.autograd.grad((plain(values) * weights).sum(), values)
+    assert (got - want).abs().max() < 1e-12
+    tangent = torch.randn_like(values)
+    _, jvp_fast = torch.autograd.functional.jvp(fast, values.detach(), tangent)
+    _, jvp_plain = torch.autograd.functional.jvp(plain, values.detach(), tangent)
+    assert (jvp_fast - jvp_plain).abs().max() < 1e-12
+
+
+def test_peaks_below_the_dtype_resolution_are_not_drawn():
+    """A peak 1e-10 of the strongest is rounding noise in float32 (e.g. an extinct
+    reflection's |F|²) and is skipped; float64 keeps every peak above 1e-14."""
+    settings = XRDSettings()
+    lo, hi = settings.fwhm_range()
+
+    def render(dtype, weak):
+        two_theta = torch.tensor([[30.0, 60.0]], dtype=dtype)
+        intensity = torch.tensor([[1.0, weak]], dtype=dtype)
+        fwhm = torch.tensor([[0.35, 0.4]], dtype=dtype)
+        return render_fast(two_theta, intensity, fwhm, 0.0, 0.01, 9000, 0.1, hi, fwhm_min=lo)
+
+    assert torch.equal(render(torch.float32, 1e-10), render(torch.float32, 0.0))
+    assert not torch.equal(render(torch.float64, 1e-10), render(torch.float64, 0.0))
+    assert not torch.equal(render(torch.float32, 1e-8), render(torch.float32, 0.0))

@@ -119,3 +119,40 @@ def test_cuda_gd_follows_the_cpu_run():
     assert gpu.stop_reason == cpu.stop_reason
     torch.testing.assert_close(gpu.crystal.lattice.cpu(), cpu.crystal.lattice, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(gpu.loss.cpu(), cpu.loss, rtol=1e-3, atol=1e-5)
+
+
+def test_batched_runs_equal_separate_runs():
+    """Three runs of one structure (other loss, learning rate, projector and stopping rule)
+    advanced as one batch end where each ends alone, to rounding (float64)."""
+    from xrdnb.optimize import run_batched_gradient_descent
+
+    truth, _, family = setup("BPO4", torch.float64)
+    configs = [
+        GDConfig(lr=1e-3, max_steps=30, patience=10, tol=1e-6, record_every=5),
+        GDConfig(loss="mse", lr=5e-3, max_steps=20, patience=5, tol=1e-9, record_every=0),
+        GDConfig(constrained=True, family=family, lr=2e-3, max_steps=25, patience=1000, record_every=10),
+    ]
+    starts = [distort(truth, "lattice", 0.05, n, seed=s) for n, s in ((3, 0), (2, 1), (2, 2))]
+    targets = [xrdnb.simulate_pattern(truth, c.simulator_settings())[0] for c in configs]
+    alone = [run_gradient_descent(s, t, c, progress=False) for s, t, c in zip(starts, targets, configs)]
+    together = run_batched_gradient_descent(starts, targets, configs, progress=False)
+    for a, b in zip(alone, together):
+        assert a.stop_reason == b.stop_reason and torch.equal(a.steps, b.steps)
+        assert torch.equal(a.trajectory_steps, b.trajectory_steps)
+        torch.testing.assert_close(b.crystal.lattice, a.crystal.lattice, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(b.loss, a.loss, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(b.trajectory_loss, a.trajectory_loss, rtol=1e-10, atol=1e-12)
+    assert together[2].crystal.lattice.shape == (2, 6)
+
+
+def test_batched_state_refuses_mixed_runs():
+    from xrdnb.optimize import init_batched_state
+
+    u2ti, t1, _ = setup("U2Ti", torch.float64)
+    srte, t2, _ = setup("SrTe", torch.float64)
+    with pytest.raises(ValueError, match="one structure"):
+        init_batched_state([u2ti, srte], [t1, t2], [GDConfig(), GDConfig()])
+    with pytest.raises(ValueError, match="mode"):
+        init_batched_state([u2ti, u2ti], [t1, t1], [GDConfig(), GDConfig(mode="coordinates")])
+    with pytest.raises(ValueError, match="as many"):
+        init_batched_state([u2ti], [t1, t1], [GDConfig()])

@@ -132,3 +132,50 @@ def test_cuda_cells_agree_with_cpu(tmp_path, reference):
         np.testing.assert_array_equal(gpu[column], reference[column])
     np.testing.assert_allclose(gpu["final_a"], reference["final_a"], rtol=1e-4)
     np.testing.assert_allclose(gpu["final_loss"], reference["final_loss"], rtol=1e-3, atol=1e-5)
+
+
+def test_batched_cells_give_the_per_cell_rows(tmp_path, reference):
+    """The batched engine (one program for all cells of a structure and noise type, the GPU
+    path) on the CPU: same cells, copies, stopping decisions and matches as the per-cell
+    run, and the same numbers to rounding (float32, 15 steps)."""
+    sw.run_sweep(SMOKE, tmp_path / "batched", batch_cells=True, progress=False)
+    batched = rows_of(tmp_path / "batched")
+    assert list(batched.columns) == list(reference.columns)
+    floats = [c for c in reference.columns if reference[c].dtype.kind == "f"]
+    exact = [c for c in reference.columns if c not in floats]
+    pd.testing.assert_frame_equal(batched[exact], reference[exact])
+    pd.testing.assert_frame_equal(batched[floats], reference[floats], rtol=1e-5, atol=1e-7)
+
+
+def test_batched_cells_on_workers_and_in_process_agree(tmp_path):
+    cells = SMOKE.cells()[:4]
+    sw.run_sweep(cells, tmp_path / "here", batch_cells=True, progress=False)
+    sw.run_sweep(cells, tmp_path / "workers", batch_cells=True, workers=2, progress=False)
+    here = sw.load_results(tmp_path / "here", cells).drop(columns="seconds")
+    there = sw.load_results(tmp_path / "workers", cells).drop(columns="seconds")
+    pd.testing.assert_frame_equal(here, there)
+
+
+def test_batch_groups_keep_structure_noise_type_and_size():
+    cells = sw.PROFILES["book"].cells()
+    groups = sw.batch_groups(cells, max_copies=12)
+    assert sorted(c.cell_id for g in groups for c in g) == sorted(c.cell_id for c in cells)
+    for group in groups:
+        assert len({(c.structure, c.noise_type, c.dtype) for c in group}) == 1
+        assert sum(c.n_copies for c in group) <= 12
+    with pytest.raises(ValueError, match="one structure"):
+        sw.run_cells_batched([cells[0], cells[-1]])
+
+
+def test_default_workers_is_one_per_core(tmp_path):
+    from xrdnb.workers import available_cores, resolve_workers
+
+    assert resolve_workers("auto", 100) == (available_cores() if available_cores() > 1 else 0)
+    assert resolve_workers("auto", 1) == 0  # one cell: in this process
+    assert resolve_workers(3, 1) == 3 and resolve_workers("2", 5) == 2 and resolve_workers(0, 5) == 0
+    for bad in (-1, "-1", "two", 1.5, True):
+        with pytest.raises(ValueError, match="whole number"):
+            resolve_workers(bad, 4)
+    out = subprocess.run([sys.executable, "-m", "xrdnb.cli", "sweep", "--profile", "smoke", "--workers", "-1", "--list"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "whole number" in out.stderr and "Traceback" not in out.stderr

@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--device", default="cpu", help="where gradient descent runs: cpu, cuda, cuda:N or auto (default cpu)")
     sweep.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    sweep.add_argument(
+        "--batch-cells", action=argparse.BooleanOptionalAction, default=None,
+        help="advance the cells of a structure and noise type as one batch (default: on with CUDA, off on the CPU)",
+    )
     sweep.add_argument("--structures", nargs="+", help="override the structures")
     sweep.add_argument("--copies", type=int, dest="n_copies", help="override copies per cell")
     sweep.add_argument("--max-steps", type=int, help="override the step budget")
@@ -129,7 +133,8 @@ def _run_sweep(args) -> int:
     if args.estimate:
         return _print_estimate(cells, results, args)
     rows = sw.run_sweep(
-        cells, results, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet, device=device, start_method=start_method
+        cells, results, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet, device=device, start_method=start_method,
+        batch_cells=args.batch_cells,
     )
     print(f"{len(cells)} cells, {len(rows)} rows -> {results / 'cells'}")
     return 0
@@ -145,7 +150,10 @@ def _print_estimate(cells, results, args) -> int:
     print(f"{len(cells)} cells, {len(cells) - len(pending)} done; estimating the {len(pending)} to run on {workers} worker(s)")
     if not pending:
         return 0
-    estimate = estimate_sweep(pending, progress=not args.quiet)
+    batch = bool(args.batch_cells) if args.batch_cells is not None else args.device.startswith("cuda")
+    estimate = estimate_sweep(pending, progress=not args.quiet, batch_cells=batch)
+    if batch:
+        print("cells advance in batches per structure and noise type (--batch-cells)")
     print(format_estimate(summarize_estimate(estimate, workers), workers))
     print("steps from: 'measured' = the shipped stopping statistics of this rule (xrdnb.estimate.stopping_statistics);")
     print("'budget' = no statistics for this rule, every copy assumed to run to max_steps (an upper bound).")

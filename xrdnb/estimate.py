@@ -137,13 +137,19 @@ def _cell_overhead(cell) -> float:
     return time.perf_counter() - begin
 
 
-def estimate_sweep(cells: Sequence, *, calibration_steps: int = 3, progress: bool = False) -> pd.DataFrame:
+def estimate_sweep(
+    cells: Sequence, *, calibration_steps: int = 3, progress: bool = False, batch_cells: bool = False, batch_copies: int = 128
+) -> pd.DataFrame:
     """One row per cell: expected steps, copy-steps and seconds, measured on this machine.
 
-    Columns: ``cell_id``, ``structure``, ``noise_type``, ``loss``, ``constrained``,
-    ``n_copies``, ``mean_steps``, ``max_steps_cell``, ``steps_source``, ``copy_steps``,
-    ``seconds_per_copy_step``, ``seconds``. Step costs are measured once per (structure,
-    noise type, loss, constrained, copies, dtype).
+    Columns: ``cell_id``, ``task`` (the unit a worker runs: the cell, or its batched group),
+    ``structure``, ``noise_type``, ``loss``, ``constrained``, ``n_copies``, ``mean_steps``,
+    ``max_steps_cell``, ``steps_source``, ``copy_steps``, ``seconds_per_copy_step``,
+    ``seconds``. Step costs are measured once per (structure, noise type, loss,
+    constrained, copies, dtype). With ``batch_cells`` the cells of each group of
+    :func:`xrdnb.sweep.batch_groups` share one step overhead ``a`` (paid for the group's
+    slowest copy) and each pays ``b`` per copy-step; a group's time is spread over its
+    cells in proportion to their copy-steps.
     """
     from tqdm.auto import tqdm
 
@@ -163,12 +169,26 @@ def estimate_sweep(cells: Sequence, *, calibration_steps: int = 3, progress: boo
         copy_steps = mean * cell.n_copies
         seconds = a * slowest + b * copy_steps + overhead
         out.append(dict(
-            cell_id=cell.cell_id, structure=cell.structure, noise_type=cell.noise_type, loss=cell.loss,
+            cell_id=cell.cell_id, task=cell.cell_id, structure=cell.structure, noise_type=cell.noise_type, loss=cell.loss,
             constrained=cell.constrained, n_copies=cell.n_copies, mean_steps=mean, max_steps_cell=slowest,
             steps_source=source, copy_steps=copy_steps, seconds_per_copy_step=(seconds - overhead) / max(copy_steps, 1.0),
-            seconds=seconds,
+            seconds=seconds, a=a, b=b,
         ))
-    return pd.DataFrame(out)
+    table = pd.DataFrame(out)
+    if batch_cells and len(table):
+        from .sweep import batch_groups
+
+        position = {cell.cell_id: i for i, cell in enumerate(cells)}
+        for number, group in enumerate(batch_groups(cells, max_copies=batch_copies)):
+            rows = [position[c.cell_id] for c in group]
+            part = table.iloc[rows]
+            total = float(part["a"].max() * part["max_steps_cell"].max() + (part["b"] * part["copy_steps"]).sum() + overhead * len(rows))
+            share = part["copy_steps"] / part["copy_steps"].sum()
+            table.loc[table.index[rows], "seconds"] = (total * share).to_numpy()
+            table.loc[table.index[rows], "task"] = f"batch {number}"
+            per = (table.loc[table.index[rows], "seconds"] - overhead) / part["copy_steps"].clip(lower=1.0)
+            table.loc[table.index[rows], "seconds_per_copy_step"] = per.to_numpy()
+    return table.drop(columns=["a", "b"])
 
 
 def _makespan(seconds: Sequence[float], workers: int) -> float:
@@ -190,7 +210,7 @@ def summarize_estimate(estimate: pd.DataFrame, workers: int) -> pd.DataFrame:
             copy_steps=float(part["copy_steps"].sum()),
             ms_per_copy_step=1e3 * float((part["seconds_per_copy_step"] * part["copy_steps"]).sum() / max(part["copy_steps"].sum(), 1)),
             cpu_hours=float(part["seconds"].sum() / 3600),
-            wall_hours=_makespan(part["seconds"].tolist(), workers) / 3600,
+            wall_hours=_makespan(part.groupby("task", sort=False)["seconds"].sum().tolist(), workers) / 3600,
             steps_from=", ".join(sorted(part["steps_source"].unique())),
         ))
     return pd.DataFrame(groups)

@@ -384,6 +384,10 @@ def _run_in_worker(cell: Cell, device: str = "cpu"):
     return run_cell(cell, device=device)
 
 
+def _run_batch_in_worker(cells: tuple[Cell, ...], device: str = "cpu"):
+    return run_cells_batched(cells, device=device)
+
+
 WORKER_PRELOAD = ("torch", "pymatgen.core", "pymatgen.analysis.structure_matcher", "amd", "xrdnb.optimize", "xrdnb.evaluate", "xrdnb.sweep")
 """Modules the local workers' forkserver imports once (:func:`xrdnb.workers.run_tasks`)."""
 
@@ -398,6 +402,7 @@ def run_sweep(
     device: str = "cpu",
     start_method: str | None = None,
     batch_cells: bool | None = None,
+    batch_copies: int | None = None,
 ) -> pd.DataFrame:
     """Run every unfinished cell and return all rows of ``cells`` (finished earlier or now).
 
@@ -427,7 +432,13 @@ def run_sweep(
         advance the cells of each structure and noise type together as one batched
         gradient descent (:func:`run_cells_batched`, groups of :func:`batch_groups`), in
         this process; the default is to do so on CUDA devices, where it is what makes a
-        GPU fast, and not on the CPU.
+        GPU fast, and not on the CPU. The groups are the tasks of ``workers`` (on the CPU)
+        or run in this process (CUDA). Rows equal the per-cell rows to rounding (a
+        copy's gradient sums run over the batch's union of reflections, so their last
+        bits can differ; over thousands of steps such differences may grow).
+    batch_copies
+        copies per batched group at most (default: 4096 on CUDA, 128 on the CPU, where
+        larger batches stop gaining).
     """
     from tqdm.auto import tqdm
 
@@ -452,13 +463,17 @@ def run_sweep(
 
     if batch_cells is None:
         batch_cells = device.startswith("cuda") and not scheduler
+    if batch_copies is None:
+        batch_copies = 4096 if device.startswith("cuda") else 128
     try:
         if batch_cells:
+            groups = batch_groups(pending, max_copies=batch_copies)
             run_tasks(
-                lambda *group: run_cells_batched(group, device=device, progress=progress),
-                [tuple(group) for group in batch_groups(pending)],
-                on_result=lambda group, outputs: [finished((cell,), output) for cell, output in zip(group, outputs)],
-                on_error=lambda group, exc: [failed((cell,), exc) for cell in group],
+                _run_batch_in_worker, [(tuple(group), device) for group in groups],
+                on_result=lambda task, outputs: [finished((cell,), output) for cell, output in zip(task[0], outputs)],
+                on_error=lambda task, exc: [failed((cell,), exc) for cell in task[0]],
+                workers=resolve_workers(workers, len(groups)) if not device.startswith("cuda") else 0,
+                scheduler=scheduler, preload=WORKER_PRELOAD, start_method=start_method,
             )
         elif scheduler or n_workers:
             tasks = [(cell, device) for cell in pending]

@@ -1,0 +1,54 @@
+"""xrdnb.workers: one runner, one failure policy, in-process, on local processes (fork and forkserver)."""
+
+import os
+
+import pytest
+
+from xrdnb.workers import run_tasks
+
+
+def square_or_fail(x):
+    if x == 3:
+        raise ValueError("three is bad")
+    return x * x
+
+
+def die_on(x):
+    if x == 2:
+        os._exit(1)  # a worker killed mid-task
+    return x
+
+
+@pytest.mark.parametrize("workers, start_method", [(0, None), (2, None), (2, "fork"), (2, "spawn")])
+def test_results_come_back_and_one_failure_costs_only_its_task(workers, start_method):
+    results, errors = {}, {}
+    run_tasks(
+        square_or_fail, [(x,) for x in range(6)],
+        on_result=lambda task, value: results.update({task[0]: value}),
+        on_error=lambda task, exc: errors.update({task[0]: str(exc)}),
+        workers=workers, start_method=start_method,
+    )
+    assert results == {0: 0, 1: 1, 2: 4, 4: 16, 5: 25}
+    assert errors == {3: "three is bad"}
+
+
+def test_without_on_error_the_exception_stops_the_run():
+    with pytest.raises(ValueError, match="three"):
+        run_tasks(square_or_fail, [(3,)], on_result=lambda task, value: None)
+
+
+def test_a_dead_worker_fails_its_tasks_and_not_the_finished_ones():
+    results, errors = {}, {}
+    run_tasks(
+        die_on, [(0,), (1,), (2,)],
+        on_result=lambda task, value: results.update({task[0]: value}),
+        on_error=lambda task, exc: errors.update({task[0]: str(exc)}),
+        workers=1,
+    )
+    assert 2 in errors and "died" in errors[2]
+    assert set(results) | set(errors) == {0, 1, 2}
+
+
+def test_unknown_start_method_is_refused():
+    with pytest.raises(ValueError, match="start method"):
+        run_tasks(square_or_fail, [(1,)], on_result=lambda t, v: None, workers=1, start_method="teleport")
