@@ -16,6 +16,14 @@ interleaved (A, B, A, B, ...), each in a fresh process, and the ratio is
 is printed before every measurement: on a loaded 2-core machine ratios move by 5×.
 
     python benchmarks/bench_sweep.py [--rounds 2] [--workers N] [--steps 300]
+
+With ``--paper-structure NAME`` it measures instead the batched engine (the GPU path) on
+the ``paper`` profile's cells of one structure (160 cells × 16 copies, ``--steps`` steps
+each with early stopping off, all advancing as batches on ``--device``) and projects the
+wall time of the whole ``paper`` profile from its expected copy-steps (the shipped
+stopping statistics, :mod:`xrdnb.estimate`):
+
+    python benchmarks/bench_sweep.py --paper-structure NdAl2Cu4 --device cuda --steps 200
 """
 
 from __future__ import annotations
@@ -102,6 +110,48 @@ def sweep_copy_steps_per_second(workers: int | None, steps: int) -> tuple[float,
     return n_cells * workload["n_copies"] * steps / wall, wall, len(rows)
 
 
+def paper_structure(name: str, device: str, steps: int) -> int:
+    """Copy-steps per second of the batched engine on the paper profile's cells of ``name``; projection."""
+    from dataclasses import replace
+
+    import torch
+
+    from xrdnb.estimate import _expected_steps, stopping_statistics
+    from xrdnb.optimize import run_batched_gradient_descent
+    from xrdnb.sweep import PROFILES, _start, batch_groups, run_cells_batched
+
+    paper = PROFILES["paper"].cells()
+    cells = [replace(c, max_steps=steps, tol=0.0, record_every=0) for c in paper if c.structure == name]
+    print(f"paper profile, {name}: {len(cells)} cells x 16 copies, {steps} steps each (early stopping off), batched on {device}")
+    print(f"torch {torch.__version__}, device {torch.cuda.get_device_name() if device.startswith('cuda') else 'cpu'}; load: {_uptime()}")
+    run_cells_batched(cells[:2], device=device)  # warm-up, and one evaluation of end points
+    groups = batch_groups(cells, max_copies=4096 if device.startswith("cuda") else 128)
+    copy_steps, gd_seconds = 0, 0.0
+    for group in groups:
+        prepared = [_start(cell, "angstrom", device) for cell in group]
+        starts = [p[2].to(dtype=p[4].dtype, device=device) for p in prepared]
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        begin = time.perf_counter()
+        results = run_batched_gradient_descent(starts, [p[4] for p in prepared], [p[3] for p in prepared], progress=False)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        gd_seconds += time.perf_counter() - begin
+        copy_steps += int(sum(int(r.steps.sum()) for r in results))
+    begin = time.perf_counter()
+    run_cells_batched(cells[:1], device=device)
+    per_cell = time.perf_counter() - begin  # a whole one-cell run: set-up, steps, evaluation
+    rate = copy_steps / gd_seconds
+    stats = stopping_statistics()
+    expected = sum(_expected_steps(c, stats)[0] * c.n_copies for c in paper)
+    print(f"  {len(groups)} batches, {copy_steps} copy-steps of gradient descent in {gd_seconds:.1f} s: {rate:,.0f} copy-steps/s")
+    print(f"  one cell end to end (set-up, {steps} steps, evaluation on the CPU): {per_cell:.2f} s")
+    print(f"  paper profile: {len(paper)} cells, {expected:.3g} expected copy-steps (shipped stopping statistics)")
+    print(f"  projected gradient descent of the whole paper profile at this rate: {expected / rate / 60:.1f} min"
+          f" (+ the evaluation of {len(paper)} cells on the CPU)")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved sweep/reference rounds (default 2)")
@@ -109,7 +159,11 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3, help="reference: best of this many passes over the 16 copies")
     parser.add_argument("--reference-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--paper-structure", help="time the batched engine on the paper profile's cells of this structure")
+    parser.add_argument("--device", default="cpu", help="with --paper-structure: cpu, cuda, ...")
     args = parser.parse_args(argv)
+    if args.paper_structure:
+        return paper_structure(args.paper_structure, args.device, args.steps)
     if args.reference_only:
         print(json.dumps({"patterns_per_second": reference_patterns_per_second(args.repeats)}))
         return 0
