@@ -20,7 +20,7 @@ def test_shipped_statistics_cover_the_si_rule():
     from importlib import resources
 
     header = resources.files("xrdnb").joinpath("data/stopping_statistics.csv").read_text().splitlines()[:3]
-    assert "benchmarks/stopping_statistics.py" in " ".join(header) and "commit" in header[2]
+    assert "tools/stopping_statistics.py" in " ".join(header) and "commit" in header[2]
 
 
 def test_measure_stopping_from_rows():

@@ -1,13 +1,13 @@
 """Measure how many steps copies take under the SI's stopping rule; write xrdnb/data/stopping_statistics.csv.
 
-Runs (or resumes) the sweep of ``benchmarks/stopping_statistics.yml`` — cells at the
+Runs (or resumes) the sweep of ``tools/stopping_statistics.yml`` — cells at the
 paper's protocol (at most 30,000 Adam steps, stop when the loss moves by less than 1e-4
 over 1,000 steps, 16 copies) — and writes the per-rule statistics of
 :func:`xrdnb.estimate.measure_stopping` with a header naming the command, commit,
 machine, date and cells. ``xrdnb sweep --estimate`` reads that file. Long (about an hour
 on one core); resumable like any sweep.
 
-    python benchmarks/stopping_statistics.py [--results results/stopping] [--workers auto] [--write-partial]
+    python tools/stopping_statistics.py [--results results/stopping] [--workers auto] [--write-partial]
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
     header = [
         "# Steps per copy under the SI stopping rule, measured by xrdnb.estimate.measure_stopping on the sweep",
-        "# benchmarks/stopping_statistics.yml (python benchmarks/stopping_statistics.py)",
+        "# tools/stopping_statistics.yml (python tools/stopping_statistics.py)",
         f"# {done} of {len(cells)} cells; commit {commit or 'unknown'}; {platform.machine()} {platform.processor() or ''},"
         f" Python {platform.python_version()}; {datetime.date.today().isoformat()}",
     ]
