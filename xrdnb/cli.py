@@ -15,6 +15,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing
 import sys
 from pathlib import Path
@@ -34,9 +35,24 @@ def _wavelength(text: str) -> float:
     except ValueError:
         names = ", ".join(WAVELENGTHS)
         raise argparse.ArgumentTypeError(f"not a wavelength in Å nor one of {names}: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"wavelength must be positive, got {value}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"wavelength must be a positive finite number of Å, got {text!r}")
     return value
+
+
+def _number(low: float, high: float, what: str):
+    """An argparse type: a finite float with ``low < x <= high``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
+        if not (math.isfinite(value) and low < value <= high):
+            raise argparse.ArgumentTypeError(f"{what} must be in ({low:g}, {high:g}], got {text!r}")
+        return value
+
+    return parse
 
 
 def _workers(text: str) -> int | str:
@@ -57,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p):
         p.add_argument("structures", nargs="+", metavar="CIF", help="CIF files or benchmark names (e.g. BPO4)")
         p.add_argument("--wavelength", type=_wavelength, default=1.54184, help="Å, or a name such as CuKa, MoKa (default CuKa 1.54184)")
-        p.add_argument("--two-theta-max", type=float, default=90.0, help="upper end of 2θ in degrees (default 90)")
+        p.add_argument("--two-theta-max", type=_number(0, 179.999, "--two-theta-max (degrees)"), default=90.0, help="upper end of 2θ in degrees (default 90)")
         p.add_argument("--out", type=Path, help="folder for one CSV per structure")
 
     peaks = sub.add_parser("peaks", help="list reflections merged as pymatgen does (h k l, 2θ, d, intensities)")
@@ -66,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pattern = sub.add_parser("pattern", help="write the pseudo-Voigt pattern (two_theta, intensity) as CSV")
     common(pattern)
-    pattern.add_argument("--two-theta-step", type=float, default=0.01, help="grid step in degrees (default 0.01)")
+    pattern.add_argument("--two-theta-step", type=_number(0, 10, "--two-theta-step (degrees)"), default=0.01, help="grid step in degrees (default 0.01)")
     pattern.add_argument("--method", choices=["auto", "dense", "fast"], default="auto", help="renderer (default auto)")
     pattern.set_defaults(run=_run_pattern)
 
@@ -114,7 +130,11 @@ def _run_sweep(args) -> int:
         except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
             print(f"xrdnb sweep: error: {args.config}: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
-    spec = sw.with_overrides(spec, structures=args.structures, n_copies=args.n_copies, max_steps=args.max_steps, seeds=args.seeds)
+    try:
+        spec = sw.with_overrides(spec, structures=args.structures, n_copies=args.n_copies, max_steps=args.max_steps, seeds=args.seeds)
+    except ValueError as exc:
+        print(f"xrdnb sweep: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     results = args.results or Path("results") / args.profile
     try:
         device = resolve_device(args.device)
@@ -132,6 +152,11 @@ def _run_sweep(args) -> int:
     start_method = "fork" if device == "cpu" and "fork" in multiprocessing.get_all_start_methods() else None
     if args.estimate:
         return _print_estimate(cells, results, args)
+    try:
+        sw.check_sweep(cells, results)
+    except (ValueError, OSError) as exc:
+        print(f"xrdnb sweep: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     rows = sw.run_sweep(
         cells, results, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet, device=device, start_method=start_method,
         batch_cells=args.batch_cells,
@@ -166,8 +191,8 @@ def _spec_dict(spec) -> dict:
     return asdict(spec)
 
 
-def _label(source: str) -> str:
-    return Path(source).stem
+def _label(args, source: str) -> str:
+    return args.labels.get(source, Path(source).stem)
 
 
 def _settings(args, **extra):
@@ -189,7 +214,7 @@ def _run_peaks(args, source: str) -> None:
     table = peak_table(_crystal(source), _settings(args))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / f"{_label(source)}_peaks.csv"
+        path = args.out / f"{_label(args, source)}_peaks.csv"
         table.to_csv(path, index=False, float_format="%.8g")
         print(f"{source}: {len(table)} peaks -> {path}")
     else:
@@ -206,7 +231,7 @@ def _run_pattern(args, source: str) -> None:
     pattern = simulate_pattern(_crystal(source), settings)[0].numpy()
     out = args.out or Path(".")
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{_label(source)}_pattern.csv"
+    path = out / f"{_label(args, source)}_pattern.csv"
     data = np.column_stack([settings.grid().numpy(), pattern])
     np.savetxt(path, data, delimiter=",", header="two_theta,intensity", comments="", fmt=["%.4f", "%.8e"])
     print(f"{source}: {settings.n_points} points -> {path}")
@@ -215,17 +240,38 @@ def _run_pattern(args, source: str) -> None:
 def main(argv=None) -> int:
     from .structures import StructureError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "sweep":
         return _run_sweep(args)
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out}: is a file, not a folder")
+    try:
+        _settings(args, **({"two_theta_step": args.two_theta_step} if args.command == "pattern" else {}))
+    except ValueError as exc:  # e.g. a step too coarse for the range
+        parser.error(str(exc))
     failed = 0
+    args.labels = _unique_labels(args.structures)
     for source in args.structures:
         try:
             args.run(args, source)
         except StructureError as exc:
             print(f"xrdnb {args.command}: error: {exc}", file=sys.stderr)
             failed += 1
+        except Exception as exc:  # anything else still costs this input only, in one line
+            print(f"xrdnb {args.command}: error: {source}: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+            failed += 1
     return EXIT_BAD_INPUT if failed else 0
+
+
+def _unique_labels(sources) -> dict[str, str]:
+    """Output stems per input: the file stem, with ``-2``, ``-3``, ... for later inputs of the same stem."""
+    labels, seen = {}, {}
+    for source in sources:
+        stem = Path(source).stem
+        seen[stem] = seen.get(stem, 0) + 1
+        labels[source] = stem if seen[stem] == 1 else f"{stem}-{seen[stem]}"
+    return labels
 
 
 if __name__ == "__main__":  # pragma: no cover

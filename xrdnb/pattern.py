@@ -14,6 +14,7 @@ form factors → ``|F|²`` → Lorentz–polarization → pseudo-Voigt peaks wit
 from __future__ import annotations
 
 import functools
+import math
 
 from dataclasses import dataclass, field
 from typing import Literal, Mapping
@@ -74,8 +75,13 @@ class XRDSettings:
     method: Method = "auto"
 
     def __post_init__(self):
+        for name in ("wavelength", "two_theta_min", "two_theta_max", "two_theta_step", "U", "V", "W", "eta"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)}")
         if not (self.wavelength > 0):
             raise ValueError(f"wavelength must be positive, got {self.wavelength}")
+        if self.hkl_max is not None and self.hkl_max < 1:
+            raise ValueError(f"hkl_max must be at least 1 (or None for no clip), got {self.hkl_max}")
         if not (0 <= self.two_theta_min < self.two_theta_max < 180):
             raise ValueError(f"need 0 <= two_theta_min < two_theta_max < 180, got {self.two_theta_min}, {self.two_theta_max}")
         if not (self.two_theta_step > 0):
@@ -134,8 +140,14 @@ class Reflections:
 
 
 def reflections_for(crystal: Crystal, settings: XRDSettings = DEFAULT_SETTINGS, *, margin: float = 0.0) -> ReflectionSet:
-    """Enumerate the reflections for every lattice of the batch (plus a relative ``margin``)."""
-    return enumerate_reflections(crystal.lattice, settings.g_max, margin=margin, hkl_max=settings.hkl_max)
+    """Enumerate the reflections for every valid lattice of the batch (plus a relative ``margin``).
+
+    Invalid lattices (non-finite, non-positive lengths, no real cell) are left out: their
+    copies get a flat pattern, and the others are unaffected. With no valid lattice the
+    set is empty.
+    """
+    valid = is_valid_lattice(crystal.lattice.detach())
+    return enumerate_reflections(crystal.lattice.detach()[valid], settings.g_max, margin=margin, hkl_max=settings.hkl_max)
 
 
 def compute_reflections(
@@ -215,6 +227,11 @@ def simulate_pattern(
 ) -> torch.Tensor:
     """The powder pattern ``(B, P)`` of every copy in ``crystal``.
 
+    A copy with no reflection in the 2θ range (a cell too small for the wavelength) or
+    with an invalid lattice (non-finite, non-positive lengths, no real cell) gets an
+    all-zero pattern; the other copies of the batch are computed as without it. Only
+    float32 and float64 are accepted (TypeError otherwise).
+
     Parameters
     ----------
     crystal
@@ -232,6 +249,8 @@ def simulate_pattern(
         precomputed structure-factor phase sums for ``reflections``, and reflections to
         leave out per copy (see :func:`compute_reflections`).
     """
+    if crystal.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"the simulator runs in float32 or float64, not {crystal.dtype} (half precision cannot resolve the pattern)")
     refl = compute_reflections(crystal, settings, reflections, sums=sums, keep=keep)
     pattern = render_pattern(refl, settings, method)
     if normalize:

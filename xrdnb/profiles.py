@@ -341,6 +341,8 @@ def render_fast(
     u = (two_theta - grid_start) / step  # fractional grid index (B, K)
     # peaks whose window misses the grid entirely are parked just outside it
     centre = torch.round(u.detach()).clamp(-half - 1, n_points + half).to(torch.int64)
+    if n_peaks == 0:  # no reflection in range (a tiny cell, a long wavelength): a flat pattern
+        return torch.zeros(batch, n_points, dtype=dtype, device=device) + 0.0 * intensity.sum() + 0.0 * two_theta.sum()
     # only peaks that carry intensity: masked and extinct reflections are skipped. An
     # extinct reflection (e.g. h+k+l odd in I lattices) has |F|² ~ 1e-30 of the strongest
     # in float64 but ~1e-12 to 1e-10 in float32 (the rounding of its phase sum), so the cut

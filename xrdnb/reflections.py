@@ -97,6 +97,11 @@ def enumerate_reflections(
     """
     ref = torch.as_tensor(lattice).detach().to("cpu", torch.float64).reshape(-1, 6)
     radius = float(g_max) * (1.0 + margin)
+    if not bool(torch.isfinite(ref).all()) or bool((ref[:, :3] <= 0).any()):
+        raise ValueError("enumerate_reflections needs finite lattices with positive lengths (leave invalid copies out)")
+    if len(ref) == 0:  # no lattice to enumerate for: an empty set
+        empty = torch.zeros(0, 3, dtype=torch.int64)
+        return ReflectionSet(hkl=empty, weight=torch.zeros(0, dtype=torch.float64), reference=ref, radius=radius)
     # |h| = |g . a| <= |g| |a|: the box bounded by radius * length holds the sphere.
     bounds = np.floor(radius * ref[:, :3].max(dim=0).values.numpy() + 1e-9).astype(int)
     if hkl_max is not None:

@@ -40,7 +40,7 @@ import pandas as pd
 
 from .device import resolve_device
 
-__all__ = ["Cell", "SweepSpec", "PROFILES", "prepare_cell", "run_cell", "run_cells_batched", "batch_groups", "run_sweep", "load_results", "load_trajectories", "cell_path", "with_overrides"]
+__all__ = ["Cell", "SweepSpec", "PROFILES", "prepare_cell", "run_cell", "run_cells_batched", "batch_groups", "check_sweep", "run_sweep", "load_results", "load_trajectories", "cell_path", "with_overrides"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,42 @@ class SweepSpec:
     record_every: int = 100
     dtype: str = "float32"
 
+    def __post_init__(self):
+        """Check every setting before any cell exists (one line per problem, ValueError)."""
+        import math
+
+        from .losses import LOSS_NAMES
+
+        def sequence(name, kind, check, what):
+            value = getattr(self, name)
+            if not isinstance(value, tuple):
+                raise ValueError(f"sweep setting {name} must be a list, got {value!r}")
+            for item in value:
+                if not isinstance(item, kind) or isinstance(item, bool) or not check(item):
+                    raise ValueError(f"sweep setting {name}: {item!r} is not {what}")
+
+        def finite(x):
+            return math.isfinite(x)
+
+        sequence("structures", str, lambda x: x != "", "a structure name or CIF path")
+        if not self.structures:
+            raise ValueError("sweep setting structures is empty")
+        sequence("lattice_levels", (int, float), lambda x: finite(x) and x >= 0, "a noise level >= 0")
+        sequence("coordinate_levels", (int, float), lambda x: finite(x) and x >= 0, "a noise level >= 0 (Å)")
+        sequence("losses", str, lambda x: x in LOSS_NAMES, f"one of {', '.join(LOSS_NAMES)}")
+        sequence("constrained_losses", str, lambda x: x in LOSS_NAMES, f"one of {', '.join(LOSS_NAMES)}")
+        sequence("lattice_lrs", (int, float), lambda x: finite(x) and x > 0, "a learning rate > 0")
+        sequence("coordinate_lrs", (int, float), lambda x: finite(x) and x > 0, "a learning rate > 0")
+        sequence("seeds", int, lambda x: x >= 0, "a seed (whole number >= 0)")
+        for name, low in (("n_copies", 1), ("max_steps", 0), ("patience", 1), ("record_every", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"sweep setting {name} must be a whole number >= {low}, got {value!r}")
+        if not isinstance(self.tol, (int, float)) or not (math.isfinite(self.tol) and self.tol >= 0):
+            raise ValueError(f"sweep setting tol must be a number >= 0, got {self.tol!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"sweep setting dtype must be 'float32' or 'float64', got {self.dtype!r}")
+
     def cells(self) -> list[Cell]:
         """Expand the grid, in a fixed order (structure, noise type, level, loss, constrained, lr, seed)."""
         common = dict(
@@ -149,7 +185,7 @@ class SweepSpec:
         if unknown:
             raise ValueError(f"unknown sweep settings {sorted(unknown)}; valid: {sorted(names)}")
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**values)
+        return cls(**values)  # __post_init__ checks types and values (a bare string is not a list)
 
 
 ALL_STRUCTURES = ("Au2S", "SrTe", "U2Ti", "NaInS2", "BPO4", "NdAl2Cu4", "BaTiO3", "LiCSN", "Na3MnCoNiO6", "Gd4B3C4")
@@ -304,6 +340,9 @@ def _cell_rows(cell: Cell, family: str, truth, start, result, device: str) -> tu
         rows[col] = end_rows[col].to_numpy()
         if col.startswith(("similarity_", "amd_distance", "match", "max_", "error_")):
             rows[f"start_{col}"] = start_rows[col].to_numpy()
+    # a copy that failed before any valid step has no end point of its own: not valid, no match
+    never = (rows["steps"] == 0) & (rows["stop_reason"] == "invalid_lattice")
+    rows.loc[never, ["valid", "match"]] = False
     for i, name in enumerate(LATTICE_NAMES):
         rows[f"start_{name}"] = start.lattice[:, i].double().numpy()
         rows[f"final_{name}"] = result.crystal.lattice[:, i].double().cpu().numpy()
@@ -392,6 +431,23 @@ WORKER_PRELOAD = ("torch", "pymatgen.core", "pymatgen.analysis.structure_matcher
 """Modules the local workers' forkserver imports once (:func:`xrdnb.workers.run_tasks`)."""
 
 
+def check_sweep(cells: Sequence[Cell], results: str | os.PathLike) -> None:
+    """Refuse a sweep before any cell runs: every structure must load (ValueError naming it) and
+    ``<results>/cells`` must be writable (OSError naming it)."""
+    from .structures import load_structure
+
+    for name in dict.fromkeys(c.structure for c in cells):
+        load_structure(name)  # StructureError (a ValueError) names the file and the problem
+    folder = Path(results) / "cells"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OSError(f"results folder {folder} is not writable ({exc.strerror or exc})") from None
+
+
 def run_sweep(
     cells: SweepSpec | Sequence[Cell],
     results: str | os.PathLike,
@@ -447,7 +503,7 @@ def run_sweep(
     device = resolve_device(device)
     cell_list = cells.cells() if isinstance(cells, SweepSpec) else list(cells)
     results = Path(results)
-    results.mkdir(parents=True, exist_ok=True)
+    check_sweep([c for c in cell_list if not cell_path(results, c).exists()], results)
     pending = [c for c in cell_list if not cell_path(results, c).exists()]
     n_workers = resolve_workers(workers, len(pending))
     bar = tqdm(total=len(cell_list), initial=len(cell_list) - len(pending), desc="cells", disable=not progress)
