@@ -147,3 +147,36 @@ def test_sweep_cli_refuses_bad_settings_and_folders_before_starting(tmp_path):
     blocked.write_text("a file where the results folder should be")
     out = sweep("--results", str(blocked))
     assert out.returncode == 2 and "not writable" in out.stderr
+
+
+@pytest.mark.parametrize("a, wavelength", [(200.0, 1.54184), (5.0, 0.01)])
+def test_reflection_count_is_bounded_before_enumerating(a, wavelength):
+    import time
+
+    crystal = xrdnb.crystal_from_structure(Structure(Lattice.cubic(a), ["Cu"], [[0, 0, 0]]))
+    begin = time.perf_counter()
+    with pytest.raises(ValueError, match=r"reflections .* \(limit 100,000\).*max_reflections"):
+        xrdnb.simulate_pattern(crystal, xrdnb.XRDSettings(wavelength=wavelength))
+    assert time.perf_counter() - begin < 1.0  # refused up front, nothing enumerated
+    from xrdnb.reflections import expected_reflections
+
+    u2ti = xrdnb.crystal_from_structure(load_structure("U2Ti"))
+    counted = len(xrdnb.pattern.reflections_for(u2ti))
+    assert 0.7 < expected_reflections(u2ti.lattice, xrdnb.DEFAULT_SETTINGS.g_max) / counted < 1.4
+
+
+def test_runaway_gradient_descent_stops_its_copies():
+    """Constrained cosine at lr 10 would grow the cell without end; the volume bound stops each copy."""
+    from xrdnb.optimize import GDConfig, run_gradient_descent
+
+    truth = xrdnb.crystal_from_structure(load_structure("BPO4"))
+    start = xrdnb.distort(truth, "lattice", 0.05, 3, seed=0).to(dtype=torch.float32)
+    target = xrdnb.simulate_pattern(truth.to(dtype=torch.float32))[0]
+    config = GDConfig(constrained=True, family="tetragonal", lr=10.0, max_steps=100, tol=0.0, record_every=0)
+    result = run_gradient_descent(start, target, config, progress=False)
+    assert result.stop_reason == ["invalid_lattice"] * 3
+    volume = xrdnb.lattice.cell_volume(result.crystal.lattice.double())
+    start_volume = xrdnb.lattice.cell_volume(start.lattice.double())
+    assert (volume <= 8 * start_volume).all()
+    with pytest.raises(ValueError, match="max_volume_growth"):
+        GDConfig(max_volume_growth=1.0)

@@ -15,8 +15,9 @@ still running (selected by index). Each copy stops on its own:
   (SI: 1e-4 over 1000 steps);
 * ``"max_steps"`` — the step budget (SI: 30,000) ran out;
 * ``"invalid_lattice"`` — an update produced a non-positive length, angles with no real
-  cell, or NaN: the copy keeps its last valid parameters and is reported as failed,
-  without disturbing the others.
+  cell, NaN, or a cell volume beyond ``max_volume_growth`` times its start (or below its
+  inverse): the copy keeps its last valid parameters and is reported as failed, without
+  disturbing the others.
 
 The optimisers are written functionally over an explicit :class:`GDState` (in the manner
 of torch-sim's init/step functions), so that each copy's Adam moments freeze when it stops.
@@ -40,7 +41,7 @@ import numpy as np
 import torch
 
 from .crystal import Crystal
-from .lattice import is_valid_lattice
+from .lattice import cell_volume, is_valid_lattice
 from .losses import loss_function, simulator_overrides
 from .memory import retain_freed_memory
 from .pattern import DEFAULT_SETTINGS, XRDSettings, simulate_pattern
@@ -91,6 +92,10 @@ class GDConfig:
         keep the parameters and losses every this many steps (0: only start and end).
     reflection_margin
         relative margin of the reflection superset; re-enumerated when a lattice leaves it.
+    max_volume_growth
+        a copy whose cell volume grows beyond this factor of its start (or shrinks below its
+        inverse) stops as ``"invalid_lattice"``: a run-away cell would need ever more
+        reflections (their number grows with the volume) until memory runs out.
     settings
         simulator settings (the loss may override some, e.g. ``hkl_max=6`` for MSE).
     """
@@ -108,6 +113,7 @@ class GDConfig:
     patience: int = 1000
     record_every: int = 100
     reflection_margin: float = 0.1
+    max_volume_growth: float = 8.0
     settings: XRDSettings = DEFAULT_SETTINGS
 
     def __post_init__(self):
@@ -121,6 +127,8 @@ class GDConfig:
             raise ValueError("a constrained run needs the crystal family")
         if self.lr <= 0 or self.max_steps < 0 or self.patience < 1:
             raise ValueError("need lr > 0, max_steps >= 0 and patience >= 1")
+        if not self.max_volume_growth > 1:
+            raise ValueError(f"max_volume_growth must be > 1, got {self.max_volume_growth}")
 
     def simulator_settings(self) -> XRDSettings:
         """The simulator settings with the loss's overrides (e.g. the MSE Miller-index clip)."""
@@ -174,6 +182,7 @@ class GDState:
     tol: torch.Tensor
     max_steps: torch.Tensor
     settings: XRDSettings
+    volume_bounds: torch.Tensor | None = None
     keep: torch.Tensor | None = None
     sums: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -248,7 +257,7 @@ def _enumerate(lattice: torch.Tensor, settings: XRDSettings, margin: float) -> R
     superset it is simulated with (its own, or the union of a batch of several runs).
     """
     valid = is_valid_lattice(lattice)
-    refl = enumerate_reflections(lattice[valid], settings.g_max, margin=margin, hkl_max=settings.hkl_max)
+    refl = enumerate_reflections(lattice[valid], settings.g_max, margin=margin, hkl_max=settings.hkl_max, max_reflections=settings.max_reflections)
     hkl = refl.hkl
     order = torch.from_numpy(np.lexsort((hkl[:, 2].numpy(), hkl[:, 1].numpy(), hkl[:, 0].numpy())))
     return replace(refl, hkl=hkl[order], weight=refl.weight[order])
@@ -364,6 +373,10 @@ def init_batched_state(crystals: Sequence[Crystal], targets: Sequence[torch.Tens
     )
     state.keep = _keep_mask(groups, reflections, batch, settings, device)
     state.sums = _phase_sums(crystal, reflections, mode)
+    if mode == "lattice":  # (B, 2): smallest and largest volume a copy may reach
+        growth = per_copy([c.max_volume_growth for c in configs], dtype)
+        volume = cell_volume(crystal.lattice)
+        state.volume_bounds = torch.stack([volume / growth, volume * growth], dim=-1)
     state.status[state.max_steps <= 0] = STOP_REASONS.index("max_steps")  # a budget of 0 steps
     with torch.no_grad():
         loss = _losses(state, torch.arange(batch, device=device), params)
@@ -421,6 +434,10 @@ def gd_step(state: GDState, target: torch.Tensor | None = None, config: GDConfig
         lattice_new = new if mode == "lattice" else state.crystal.lattice[index]
         ok = is_valid_lattice(lattice_new) & torch.isfinite(new.reshape(len(index), -1)).all(dim=1)
         ok &= torch.isfinite(loss)
+        if state.volume_bounds is not None:
+            volume = cell_volume(torch.where(ok.unsqueeze(-1), lattice_new, state.params[index]))
+            bounds = state.volume_bounds[index]
+            ok &= (volume >= bounds[:, 0]) & (volume <= bounds[:, 1])
         good, bad = index[ok], index[~ok]
         state.params[good] = new[ok]
         state.loss[good] = loss.detach()[ok]

@@ -24,7 +24,7 @@ import torch
 from .crystal import Crystal
 from .lattice import is_valid_lattice
 from .profiles import caglioti_fwhm, render_dense, render_fast, window_half_width
-from .reflections import ReflectionSet, enumerate_reflections, g_max_for, g_squared
+from .reflections import MAX_REFLECTIONS, ReflectionSet, enumerate_reflections, g_max_for, g_squared
 from .scattering import atomic_form_factors, form_factor_table, intensity_from_phase_sums, lorentz_polarization, phase_sums
 
 __all__ = ["XRDSettings", "Reflections", "reflections_for", "compute_reflections", "render_pattern", "simulate_pattern"]
@@ -60,6 +60,9 @@ class XRDSettings:
         isotropic ``B`` (Å²) per element symbol; amplitude × ``exp(−B s²)``.
     method
         ``"dense"`` (reference), ``"fast"`` (windowed + tail series) or ``"auto"``.
+    max_reflections
+        refuse to enumerate more reflections than this (a huge cell, a short wavelength;
+        :func:`xrdnb.reflections.enumerate_reflections`); ``None`` for no limit.
     """
 
     wavelength: float = 1.54184
@@ -73,6 +76,7 @@ class XRDSettings:
     hkl_max: int | None = None
     debye_waller: Mapping[str, float] = field(default_factory=dict)
     method: Method = "auto"
+    max_reflections: int | None = MAX_REFLECTIONS
 
     def __post_init__(self):
         for name in ("wavelength", "two_theta_min", "two_theta_max", "two_theta_step", "U", "V", "W", "eta"):
@@ -147,7 +151,9 @@ def reflections_for(crystal: Crystal, settings: XRDSettings = DEFAULT_SETTINGS, 
     set is empty.
     """
     valid = is_valid_lattice(crystal.lattice.detach())
-    return enumerate_reflections(crystal.lattice.detach()[valid], settings.g_max, margin=margin, hkl_max=settings.hkl_max)
+    return enumerate_reflections(
+        crystal.lattice.detach()[valid], settings.g_max, margin=margin, hkl_max=settings.hkl_max, max_reflections=settings.max_reflections
+    )
 
 
 def compute_reflections(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .lattice import metric_tensor, reciprocal_metric_tensor
+from .lattice import cell_volume, metric_tensor, reciprocal_metric_tensor
 
 __all__ = [
     "ReflectionSet",
@@ -66,6 +66,22 @@ def g_max_for(wavelength: float, two_theta_max: float) -> float:
     return 2.0 * math.sin(math.radians(two_theta_max) / 2.0) / wavelength
 
 
+MAX_REFLECTIONS = 100_000
+"""Default limit of :func:`enumerate_reflections` (the near field of one copy then takes ~75 MB per temporary
+in float32); pass ``max_reflections`` (or set
+``XRDSettings.max_reflections``) to allow more."""
+
+
+def expected_reflections(lattice: torch.Tensor, g_max: float, *, friedel: bool = True) -> float:
+    """About how many reflections lie within ``|g| <= g_max`` for the largest cell of ``lattice`` ``(..., 6)``.
+
+    The reciprocal lattice has one point per ``1/V`` Å⁻³, so the sphere holds about
+    ``(4π/3) g_max³ V`` of them (half with Friedel pairs merged).
+    """
+    volume = float(cell_volume(torch.as_tensor(lattice, dtype=torch.float64).reshape(-1, 6)).max())
+    return (4.0 * math.pi / 3.0) * g_max**3 * volume / (2.0 if friedel else 1.0)
+
+
 def enumerate_reflections(
     lattice: torch.Tensor,
     g_max: float,
@@ -73,6 +89,7 @@ def enumerate_reflections(
     margin: float = 0.0,
     hkl_max: int | None = None,
     friedel: bool = True,
+    max_reflections: int | None = MAX_REFLECTIONS,
 ) -> ReflectionSet:
     """All Miller indices with ``|g| <= g_max·(1 + margin)`` for any lattice in the batch.
 
@@ -88,6 +105,11 @@ def enumerate_reflections(
         keep only ``|h|, |k|, |l| <= hkl_max`` (the SI's clip for the MSE loss).
     friedel
         keep one of each Friedel pair with weight 2 (exact for real form factors).
+    max_reflections
+        refuse (ValueError, before anything is enumerated) a set expected to hold more
+        reflections than this (:func:`expected_reflections`; a large cell or a short
+        wavelength), or whose search box exceeds 50 times as many indices; ``None`` for no
+        limit. Default :data:`MAX_REFLECTIONS`.
 
     Examples
     --------
@@ -106,6 +128,16 @@ def enumerate_reflections(
     bounds = np.floor(radius * ref[:, :3].max(dim=0).values.numpy() + 1e-9).astype(int)
     if hkl_max is not None:
         bounds = np.minimum(bounds, int(hkl_max))
+    if max_reflections is not None:
+        expected = expected_reflections(ref, radius, friedel=friedel) if hkl_max is None else 0.0
+        box = float(np.prod(2.0 * bounds + 1))
+        if expected > max_reflections or box > 50.0 * max_reflections:
+            volume = float(cell_volume(ref).max())
+            raise ValueError(
+                f"about {max(expected, box / 8):,.0f} reflections within |g| <= {radius:.3g} Å⁻¹ for a cell of "
+                f"{volume:,.0f} Å³ (limit {max_reflections:,}): a larger cell or a shorter wavelength than the "
+                f"simulator is sized for; pass max_reflections= (XRDSettings(max_reflections=...)) to allow it"
+            )
     axes = [np.arange(-n, n + 1) for n in bounds]
     hkl = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
     hkl = hkl[np.any(hkl != 0, axis=1)]
