@@ -179,3 +179,57 @@ def test_default_workers_is_one_per_core(tmp_path):
     out = subprocess.run([sys.executable, "-m", "xrdnb.cli", "sweep", "--profile", "smoke", "--workers", "-1", "--list"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "whole number" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_two_sweeps_on_one_folder_share_the_work(tmp_path):
+    """Two `xrdnb sweep` processes at once on one results folder, twice: every cell once, only its
+    own rows, no claim or temporary file left, and a third run finds nothing to do."""
+    folder = tmp_path / "shared"
+    cmd = [sys.executable, "-m", "xrdnb.cli", "sweep", "--profile", "smoke", "--results", str(folder), "--quiet", "--workers", "0"]
+    for _ in range(2):
+        procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        for proc in procs:
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err
+    cells = SMOKE.cells()
+    for cell in cells:
+        rows = pd.read_csv(sw.cell_path(folder, cell))
+        assert len(rows) == cell.n_copies and set(rows["cell_id"]) == {cell.cell_id}
+    leftovers = [p.name for p in (folder / "cells").iterdir() if p.suffix not in (".csv", ".npz")]
+    assert leftovers == []
+    stamps = {p.name: p.stat().st_mtime_ns for p in (folder / "cells").iterdir()}
+    out = subprocess.run([*cmd, "--list"], capture_output=True, text=True, check=True).stdout
+    assert out.count("done") == len(cells) and "todo" not in out
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    assert {p.name: p.stat().st_mtime_ns for p in (folder / "cells").iterdir()} == stamps
+
+
+def test_incomplete_result_files_are_recomputed(tmp_path, reference):
+    cells = SMOKE.cells()[:2]
+    sw.run_sweep(cells, tmp_path, progress=False)
+    empty, truncated = (sw.cell_path(tmp_path, c) for c in cells)
+    empty.write_text("")
+    truncated.write_text("".join(truncated.read_text().splitlines(keepends=True)[:-1]))
+    assert not sw.is_finished(tmp_path, cells[0]) and not sw.is_finished(tmp_path, cells[1])
+    assert sw.load_results(tmp_path, cells).empty
+    rows = sw.run_sweep(cells, tmp_path, progress=False)
+    assert len(rows) == 2 * SMOKE.n_copies and sw.is_finished(tmp_path, cells[0])
+
+
+def test_a_live_claim_is_respected_and_a_dead_one_taken_over(tmp_path):
+    import json
+    import socket
+
+    cell = SMOKE.cells()[0]
+    claim = sw.cell_path(tmp_path, cell).with_suffix(".claim")
+    claim.parent.mkdir(parents=True)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        token = sw._process_token(sleeper.pid)
+        claim.write_text(json.dumps({"host": socket.gethostname(), "pid": sleeper.pid, "token": token}))
+        assert not sw._claim(tmp_path, cell)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert sw._claim(tmp_path, cell)  # its process is gone: stale
+    assert json.loads(claim.read_text())["pid"] == os.getpid()

@@ -144,7 +144,7 @@ def _run_sweep(args) -> int:
     cells = spec.cells()
     if args.list:
         for cell in cells:
-            done = "done" if sw.cell_path(results, cell).exists() else "todo"
+            done = "done" if sw.is_finished(results, cell) else "todo"
             print(f"{done}  {cell.cell_id}")
         return 0
     # this process has computed nothing and, on the CPU, not touched CUDA: its workers can be
@@ -170,7 +170,7 @@ def _print_estimate(cells, results, args) -> int:
     from .estimate import estimate_sweep, format_estimate, summarize_estimate
     from .workers import resolve_workers
 
-    pending = [c for c in cells if not sw.cell_path(results, c).exists()]
+    pending = [c for c in cells if not sw.is_finished(results, c)]
     workers = max(1, resolve_workers(args.workers, len(pending)))
     print(f"{len(cells)} cells, {len(cells) - len(pending)} done; estimating the {len(pending)} to run on {workers} worker(s)")
     if not pending:

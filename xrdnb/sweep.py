@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
@@ -40,7 +41,7 @@ import pandas as pd
 
 from .device import resolve_device
 
-__all__ = ["Cell", "SweepSpec", "PROFILES", "prepare_cell", "run_cell", "run_cells_batched", "batch_groups", "check_sweep", "run_sweep", "load_results", "load_trajectories", "cell_path", "with_overrides"]
+__all__ = ["Cell", "SweepSpec", "PROFILES", "prepare_cell", "run_cell", "run_cells_batched", "batch_groups", "check_sweep", "is_finished", "run_sweep", "load_results", "load_trajectories", "cell_path", "with_overrides"]
 
 
 @dataclass(frozen=True)
@@ -410,13 +411,87 @@ def cell_path(results: str | os.PathLike, cell: Cell) -> Path:
 def _write_cell(results: Path, cell: Cell, rows: pd.DataFrame, trajectories: dict) -> None:
     path = cell_path(results, cell)
     path.parent.mkdir(parents=True, exist_ok=True)
-    npz_tmp = path.with_suffix(".npz.tmp")
+    tag = f"{os.getpid()}.tmp"  # temporary names of this process only: two writers never share one
+    npz_tmp = path.with_suffix(f".npz.{tag}")
     with open(npz_tmp, "wb") as handle:
         np.savez_compressed(handle, **trajectories)
     os.replace(npz_tmp, path.with_suffix(".npz"))
-    csv_tmp = path.with_suffix(".csv.tmp")
+    csv_tmp = path.with_suffix(f".csv.{tag}")
     rows.to_csv(csv_tmp, index=False)
-    os.replace(csv_tmp, path)  # the CSV appears last and whole: its presence means "done"
+    os.replace(csv_tmp, path)  # the CSV appears last and whole: its presence (complete) means "done"
+
+
+def is_finished(results: str | os.PathLike, cell: Cell) -> bool:
+    """Whether ``cell`` has a complete result: its CSV with one row per copy (and a header) and its NPZ.
+
+    An empty or truncated CSV (a disk that filled up, a copy interrupted outside this
+    package) does not count, so the cell is computed again.
+    """
+    path = cell_path(results, cell)
+    try:
+        with open(path, "rb") as handle:
+            lines = handle.read().count(b"\n")
+    except OSError:
+        return False
+    return lines == cell.n_copies + 1 and path.with_suffix(".npz").exists()
+
+
+def _process_token(pid: int) -> str | None:
+    """A token that changes when ``pid`` is reused (its start time on Linux); None if no such process."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _claim(results: Path, cell: Cell) -> bool:
+    """Take ``cell`` for this process (an exclusive ``<cell id>.claim`` file); False if a live process holds it.
+
+    A claim whose process has ended on this host (killed, crashed) is stale and taken over.
+    Claims of other hosts are respected: remove the file by hand if that host is gone.
+    """
+    import json
+    import socket
+
+    path = cell_path(results, cell).with_suffix(".claim")
+    mine = {"host": socket.gethostname(), "pid": os.getpid(), "token": _process_token(os.getpid())}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text() or "{}")
+            except (OSError, ValueError):
+                holder = {}
+            if holder.get("host") == mine["host"] and holder.get("pid") == mine["pid"]:
+                return True
+            if not holder:  # being written right now, or left empty by a crash long ago
+                try:
+                    if time.time() - path.stat().st_mtime < 10:
+                        return False
+                except OSError:
+                    continue
+            alive = holder.get("host") != mine["host"] or (
+                isinstance(holder.get("pid"), int) and _process_token(holder["pid"]) == holder.get("token")
+            )
+            if alive and holder:
+                return False
+            path.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as handle:
+            json.dump(mine, handle)
+        return True
+    return False
+
+
+def _release(results: Path, cell: Cell) -> None:
+    cell_path(results, cell).with_suffix(".claim").unlink(missing_ok=True)
 
 
 def _run_in_worker(cell: Cell, device: str = "cpu"):
@@ -503,8 +578,8 @@ def run_sweep(
     device = resolve_device(device)
     cell_list = cells.cells() if isinstance(cells, SweepSpec) else list(cells)
     results = Path(results)
-    check_sweep([c for c in cell_list if not cell_path(results, c).exists()], results)
-    pending = [c for c in cell_list if not cell_path(results, c).exists()]
+    check_sweep([c for c in cell_list if not is_finished(results, c)], results)
+    pending = [c for c in cell_list if not is_finished(results, c)]
     n_workers = resolve_workers(workers, len(pending))
     bar = tqdm(total=len(cell_list), initial=len(cell_list) - len(pending), desc="cells", disable=not progress)
     errors: dict[str, str] = {}
@@ -512,13 +587,25 @@ def run_sweep(
     def finished(task, output) -> None:
         rows, traj = output
         _write_cell(results, task[0], rows, traj)
+        _release(results, task[0])
         bar.update(1)
 
     def failed(task, exc) -> None:
         errors[task[0].cell_id] = f"{type(exc).__name__}: {exc}"
+        _release(results, task[0])
 
+    # one writer per cell: cells another live sweep has claimed are left to it
+    held: list[Cell] = []
     if batch_cells is None:
         batch_cells = device.startswith("cuda") and not scheduler
+    lazy = not (batch_cells or scheduler or n_workers)  # in this process: claim each cell as it starts
+    if not lazy:
+        held = [c for c in pending if _claim(results, c)]
+        elsewhere = len(pending) - len(held)
+        pending = held
+        if elsewhere:
+            print(f"xrdnb sweep: {elsewhere} cells are being computed by another sweep on {results}; left to it", file=sys.stderr)
+
     if batch_copies is None:
         batch_copies = 4096 if device.startswith("cuda") else 128
     try:
@@ -538,9 +625,21 @@ def run_sweep(
                 workers=n_workers, scheduler=scheduler, preload=WORKER_PRELOAD, start_method=start_method,
             )
         else:  # in this process, with a progress bar over the steps of each cell
-            run_tasks(lambda cell: run_cell(cell, progress=progress, device=device), [(c,) for c in pending], on_result=finished, on_error=failed)
+            def claimed_run(cell):
+                if is_finished(results, cell) or not _claim(results, cell):
+                    return None  # finished meanwhile, or being computed by another sweep
+                return run_cell(cell, progress=progress, device=device)
+
+            def finished_here(task, output) -> None:
+                if output is not None:
+                    finished(task, output)
+
+            run_tasks(claimed_run, [(c,) for c in pending], on_result=finished_here, on_error=failed)
     finally:
         bar.close()
+        for cell in held:
+            if not is_finished(results, cell):
+                _release(results, cell)
     if errors:
         listing = "\n".join(f"  {cid}: {msg}" for cid, msg in errors.items())
         raise RuntimeError(f"{len(errors)} of {len(pending)} cells failed (the others are saved; re-run to retry):\n{listing}")
@@ -548,12 +647,12 @@ def run_sweep(
 
 
 def load_results(results: str | os.PathLike, cells: Iterable[Cell] | None = None) -> pd.DataFrame:
-    """Rows of finished cells (all of them, or those of ``cells`` in their order)."""
+    """Rows of finished cells (all of them, or those of ``cells`` in their order; incomplete files are skipped)."""
     folder = Path(results) / "cells"
     if cells is None:
         paths = sorted(folder.glob("*.csv"))
     else:
-        paths = [p for p in (folder / f"{c.cell_id}.csv" for c in cells) if p.exists()]
+        paths = [cell_path(results, c) for c in cells if is_finished(results, c)]
     if not paths:
         return pd.DataFrame()
     return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
