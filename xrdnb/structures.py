@@ -168,7 +168,9 @@ def _check_cif(name: str, text: str) -> None:
     from pymatgen.io.cif import CifFile
 
     try:
-        blocks = CifFile.from_str(text).data.values()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "possible issue at line ...": the checks below say what
+            blocks = CifFile.from_str(text).data.values()
     except Exception as exc:  # malformed or truncated: pymatgen's reason
         raise StructureError(f"{name}: cannot read a CIF (malformed or truncated: {_reason(exc)})") from None
     blocks = list(blocks)
