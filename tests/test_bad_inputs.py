@@ -180,3 +180,22 @@ def test_runaway_gradient_descent_stops_its_copies():
     assert (volume <= 8 * start_volume).all()
     with pytest.raises(ValueError, match="max_volume_growth"):
         GDConfig(max_volume_growth=1.0)
+
+
+def test_nan_lattice_cif_is_refused_before_spglib(tmp_path):
+    path = tmp_path / "nanlattice.cif"
+    path.write_text(BPO4.replace("_cell_length_a   4.42793599", "_cell_length_a   nan"))
+    with pytest.raises(StructureError, match="nanlattice.cif: lattice parameters .* are not all finite"):
+        load_structure(path)
+    out = subprocess.run([sys.executable, "-m", "xrdnb.cli", "sweep", "--profile", "smoke", "--structures", str(path), "U2Ti",
+                          "--results", str(tmp_path / "r"), "--quiet"], capture_output=True, text=True)
+    assert out.returncode == 2 and "not all finite" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_copy_that_never_stepped_is_not_valid_nor_a_match():
+    from xrdnb.sweep import Cell, run_cell
+
+    cell = Cell("BPO4", "lattice", 0.01, "cosine", True, 10.0, 0, n_copies=2, max_steps=5, patience=5, record_every=0)
+    rows, _ = run_cell(cell)
+    assert list(rows["stop_reason"]) == ["invalid_lattice"] * 2 and list(rows["steps"]) == [0, 0]
+    assert not rows["valid"].any() and not rows["match"].any()
