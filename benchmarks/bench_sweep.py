@@ -15,7 +15,11 @@ interleaved (A, B, A, B, ...), each in a fresh process, and the ratio is
 ``sweep copy-steps/s ÷ reference patterns/s`` per round. The machine load (``uptime``)
 is printed before every measurement: on a loaded 2-core machine ratios move by 5×.
 
-    python benchmarks/bench_sweep.py [--rounds 2] [--workers N] [--steps 300]
+    python benchmarks/bench_sweep.py [--rounds 2] [--workers N] [--steps 300] [--baseline REV]
+
+``--baseline REV`` also runs the same command from a git worktree of revision ``REV``
+(its own default workers) in each round, after the reference, and prints this checkout's
+speed-up over it.
 
 With ``--paper-structure NAME`` it measures instead the batched engine (the GPU path) on
 the ``paper`` profile's cells of one structure (160 cells × 16 copies, ``--steps`` steps
@@ -87,11 +91,17 @@ def reference_patterns_per_second(repeats: int) -> float:
     return len(structures) / best
 
 
-def sweep_copy_steps_per_second(workers: int | None, steps: int) -> tuple[float, float, int]:
-    """Run ``xrdnb sweep --config`` on the workload in a fresh folder; (copy-steps/s, wall s, rows)."""
+def sweep_copy_steps_per_second(workers: int | None, steps: int, package: Path | None = None) -> tuple[float, float, int]:
+    """Run ``xrdnb sweep --config`` on the workload in a fresh folder; (copy-steps/s, wall s, rows).
+
+    ``package``: a checkout whose ``xrdnb`` runs instead of the installed one (the baseline).
+    """
     import yaml
 
     workload = {**WORKLOAD, "max_steps": steps}
+    env = {**os.environ, **ONE_THREAD}
+    if package is not None:
+        env["PYTHONPATH"] = str(package)
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "bench.yml"
         config.write_text(yaml.safe_dump(workload))
@@ -99,7 +109,7 @@ def sweep_copy_steps_per_second(workers: int | None, steps: int) -> tuple[float,
         if workers is not None:
             cmd += ["--workers", str(workers)]
         begin = time.perf_counter()
-        subprocess.run(cmd, check=True, env={**os.environ, **ONE_THREAD}, stdout=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, cwd=folder)
         wall = time.perf_counter() - begin
         import pandas as pd
 
@@ -159,6 +169,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3, help="reference: best of this many passes over the 16 copies")
     parser.add_argument("--reference-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--baseline", metavar="REV", help="also time the sweep of git revision REV (e.g. the commit before a change), interleaved")
     parser.add_argument("--paper-structure", help="time the batched engine on the paper profile's cells of this structure")
     parser.add_argument("--device", default="cpu", help="with --paper-structure: cpu, cuda, ...")
     args = parser.parse_args(argv)
@@ -171,22 +182,44 @@ def main(argv=None) -> int:
     print("workload: NdAl2Cu4 + BPO4, lattice noise 0.05, cosine unconstrained + constrained (4 cells),")
     print(f"          16 copies, lr 1e-3, {args.steps} steps, early stopping off, float32; workers: "
           f"{args.workers if args.workers is not None else 'default'}")
-    ratios = []
-    for round_ in range(1, args.rounds + 1):
-        print(f"round {round_}  load: {_uptime()}")
-        rate, wall, _ = sweep_copy_steps_per_second(args.workers, args.steps)
-        print(f"  A sweep:     {rate:8.1f} copy-steps/s  ({wall:.1f} s wall)")
-        print(f"round {round_}  load: {_uptime()}")
-        out = subprocess.run(
-            [sys.executable, __file__, "--reference-only", "--repeats", str(args.repeats)],
-            check=True, capture_output=True, text=True, env={**os.environ, **ONE_THREAD},
-        ).stdout
-        ref = json.loads(out.strip().splitlines()[-1])["patterns_per_second"]
-        print(f"  B reference: {ref:8.2f} patterns/s (pymatgen XRDCalculator + numpy pseudo-Voigt, one thread)")
-        ratios.append(rate / ref)
-        print(f"  ratio sweep copy-steps/s / reference patterns/s: {ratios[-1]:.1f}")
+    baseline = None
+    if args.baseline:
+        baseline = Path(tempfile.mkdtemp(prefix="xrdnb-baseline-"))
+        root = Path(__file__).resolve().parents[1]
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "-q", str(baseline), args.baseline], check=True)
+    ratios, base_ratios = [], []
+    try:
+        for round_ in range(1, args.rounds + 1):
+            ratios.append(_round(round_, args, base_ratios, baseline))
+    finally:
+        if baseline is not None:
+            subprocess.run(["git", "-C", str(Path(__file__).resolve().parents[1]), "worktree", "remove", "--force", str(baseline)], check=False)
     print(f"ratios: {', '.join(f'{r:.1f}' for r in ratios)}  (issue 11 baseline ~28.7, target >= 115)")
+    if base_ratios:
+        print(f"baseline {args.baseline} ratios: {', '.join(f'{r:.1f}' for r in base_ratios)}; "
+              f"this checkout / baseline: {', '.join(f'{a / b:.2f}x' for a, b in zip(ratios, base_ratios))}")
     return 0
+
+
+def _round(round_: int, args, base_ratios: list, baseline: Path | None) -> float:
+    """One interleaved round: A this checkout's sweep, B the reference, C the baseline's sweep."""
+    print(f"round {round_}  load: {_uptime()}")
+    rate, wall, _ = sweep_copy_steps_per_second(args.workers, args.steps)
+    print(f"  A sweep:     {rate:8.1f} copy-steps/s  ({wall:.1f} s wall)")
+    print(f"round {round_}  load: {_uptime()}")
+    out = subprocess.run(
+        [sys.executable, __file__, "--reference-only", "--repeats", str(args.repeats)],
+        check=True, capture_output=True, text=True, env={**os.environ, **ONE_THREAD},
+    ).stdout
+    ref = json.loads(out.strip().splitlines()[-1])["patterns_per_second"]
+    print(f"  B reference: {ref:8.2f} patterns/s (pymatgen XRDCalculator + numpy pseudo-Voigt, one thread)")
+    print(f"  ratio sweep copy-steps/s / reference patterns/s: {rate / ref:.1f}")
+    if baseline is not None:
+        print(f"round {round_}  load: {_uptime()}")
+        base, base_wall, _ = sweep_copy_steps_per_second(args.workers, args.steps, package=baseline)
+        base_ratios.append(base / ref)
+        print(f"  C baseline {args.baseline}: {base:8.1f} copy-steps/s ({base_wall:.1f} s wall), ratio {base / ref:.1f}")
+    return rate / ref
 
 
 if __name__ == "__main__":
