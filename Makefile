@@ -34,6 +34,7 @@ book: $(VENV)/.installed
 benchmark: $(VENV)/.installed
 	@for f in benchmarks/*.py; do \
 		[ -e "$$f" ] || continue; \
+		case "$$f" in benchmarks/_*) continue;; esac; \
 		echo "== $$f"; \
 		$(VPY) "$$f" || exit 1; \
 	done

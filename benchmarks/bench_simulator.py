@@ -51,28 +51,12 @@ def run_case(case: str, repeats: int, batch: int, dtype_name: str) -> dict:
 
 
 def run_pymatgen(repeats: int, batch: int) -> dict:
-    import numpy as np
-    from pymatgen.analysis.diffraction.xrd import XRDCalculator
+    from _outside_reference import pymatgen_pattern_seconds
 
     torch, xrdnb, crystal, distorted, target, reflections = _workload(batch, "float64")
     structures = crystal.with_lattice(distorted.double()).to_structures()
-    settings = xrdnb.DEFAULT_SETTINGS
-    grid = settings.grid().numpy()
-    calc = XRDCalculator(wavelength=settings.wavelength)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for s in structures:
-            peaks = calc.get_pattern(s, scaled=False, two_theta_range=(settings.two_theta_min, settings.two_theta_max))
-            x0, y0 = np.asarray(peaks.x), np.asarray(peaks.y)
-            tan = np.tan(np.radians(x0) / 2)
-            h = np.sqrt(settings.U * tan**2 + settings.V * tan + settings.W)[:, None]
-            d2 = ((grid[None, :] - x0[:, None]) / h) ** 2
-            profile = settings.eta * np.exp(-4 * np.log(2) * d2) + (1 - settings.eta) / (1 + 4 * d2)
-            pattern = y0 @ profile
-            pattern /= pattern.max()
-        times.append(time.perf_counter() - start)
-    return {"case": "pymatgen", "seconds": min(times), "peak_rss_mb": _peak_rss_mb(), "reflections": None}
+    seconds = pymatgen_pattern_seconds(structures, xrdnb.DEFAULT_SETTINGS, repeats)
+    return {"case": "pymatgen", "seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "reflections": None}
 
 
 def _peak_rss_mb() -> float:

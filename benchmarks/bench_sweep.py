@@ -64,31 +64,13 @@ def _uptime() -> str:
 
 def reference_patterns_per_second(repeats: int) -> float:
     """pymatgen + numpy pseudo-Voigt on the 16 NdAl2Cu4 copies of the sweep's first cell (best of ``repeats``)."""
-    import numpy as np
-    from pymatgen.analysis.diffraction.xrd import XRDCalculator
-
     import xrdnb
+    from _outside_reference import pymatgen_pattern_seconds
     from xrdnb.distortions import distort
 
     truth = xrdnb.crystal_from_structure(xrdnb.load_structure("NdAl2Cu4"))
     structures = distort(truth, "lattice", 0.05, WORKLOAD["n_copies"], seed=0).to_structures()
-    settings = xrdnb.DEFAULT_SETTINGS
-    grid = settings.grid().numpy()
-    calc = XRDCalculator(wavelength=settings.wavelength)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for structure in structures:
-            peaks = calc.get_pattern(structure, scaled=False, two_theta_range=(settings.two_theta_min, settings.two_theta_max))
-            x0, y0 = np.asarray(peaks.x), np.asarray(peaks.y)
-            tan = np.tan(np.radians(x0) / 2)
-            fwhm = np.sqrt(settings.U * tan**2 + settings.V * tan + settings.W)[:, None]
-            u = ((grid[None, :] - x0[:, None]) / fwhm) ** 2
-            profile = settings.eta * np.exp(-4 * np.log(2) * u) + (1 - settings.eta) / (1 + 4 * u)
-            pattern = y0 @ profile
-            pattern /= pattern.max()
-        best = min(best, time.perf_counter() - start)
-    return len(structures) / best
+    return len(structures) / pymatgen_pattern_seconds(structures, xrdnb.DEFAULT_SETTINGS, repeats)
 
 
 def sweep_copy_steps_per_second(workers: int | None, steps: int, package: Path | None = None) -> tuple[float, float, int]:

@@ -144,16 +144,8 @@ def structure_factor_intensity(
 ) -> torch.Tensor:
     """``|F(h)|²`` for a batch: shape ``(B, K)`` (electrons²).
 
-    Parameters
-    ----------
-    frac_coords
-        ``(B, N, 3)`` fractional coordinates of the sites.
-    hkl
-        ``(K, 3)`` Miller indices.
-    occupancy
-        ``(N, S)`` occupancy of element ``e`` on site ``n`` (0 where absent).
-    form_factors
-        ``(B, S, K)`` from :func:`atomic_form_factors`.
+    ``frac_coords`` ``(B, N, 3)``, ``hkl`` ``(K, 3)`` and ``occupancy`` ``(N, S)`` as in
+    :func:`phase_sums`; ``form_factors`` ``(B, S, K)`` from :func:`atomic_form_factors`.
     """
     return intensity_from_phase_sums(form_factors, phase_sums(frac_coords, hkl, occupancy))
 
