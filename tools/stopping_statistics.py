@@ -33,6 +33,7 @@ def main(argv=None) -> int:
     parser.add_argument("--results", type=Path, default=Path("results/stopping"))
     parser.add_argument("--workers", default="auto")
     parser.add_argument("--write-partial", action="store_true", help="write the statistics of the finished cells, run nothing")
+    parser.add_argument("--note", default="", help="a line for the header (e.g. where and with which commit the cells ran)")
     args = parser.parse_args(argv)
     spec = SweepSpec.from_dict(yaml.safe_load((HERE / "stopping_statistics.yml").read_text()))
     cells = spec.cells()
@@ -48,7 +49,7 @@ def main(argv=None) -> int:
         "# tools/stopping_statistics.yml (python tools/stopping_statistics.py)",
         f"# {done} of {len(cells)} cells; commit {commit or 'unknown'}; {platform.machine()} {platform.processor() or ''},"
         f" Python {platform.python_version()}; {datetime.date.today().isoformat()}",
-    ]
+    ] + ([f"# {args.note}"] if args.note else [])
     OUT.write_text("\n".join(header) + "\n" + table.to_csv(index=False, float_format="%.6g"))
     print(f"{done} of {len(cells)} cells -> {OUT}")
     print(table.to_string(index=False))
