@@ -52,3 +52,29 @@ def test_a_dead_worker_fails_its_tasks_and_not_the_finished_ones():
 def test_unknown_start_method_is_refused():
     with pytest.raises(ValueError, match="start method"):
         run_tasks(square_or_fail, [(1,)], on_result=lambda t, v: None, workers=1, start_method="teleport")
+
+
+def test_workers_do_not_outlive_a_killed_sweep(tmp_path):
+    """kill -9 of `xrdnb sweep` ends its worker processes too (nothing runs on unattended)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "xrdnb.cli", "sweep", "--profile", "smoke", "--workers", "2", "--results", str(tmp_path), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    children = []
+    while time.time() < deadline and len(children) < 2:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True).stdout
+        children = [int(p) for p in out.split()]
+        time.sleep(0.1)
+    assert children, "the sweep started no workers"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 20
+    alive = children
+    while alive and time.time() < deadline:
+        alive = [p for p in alive if subprocess.run(["ps", "-p", str(p)], capture_output=True).returncode == 0]
+        time.sleep(0.2)
+    assert not alive, f"workers {alive} outlived the killed sweep"

@@ -134,11 +134,38 @@ def run_tasks(
             on_result(task, result)
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when the process that started the pool ends.
+
+    A worker blocked on its task queue would otherwise outlive a parent killed with
+    ``kill -9`` (its siblings keep the queue open). On Linux the kernel sends SIGTERM
+    when the worker's parent (the sweep, or its forkserver, which ends with the sweep)
+    dies; elsewhere nothing is done.
+    """
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 def _run_local(function, tasks, workers, context, on_result, failed) -> None:
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(tasks)), mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)
+    )
+    with pool:
         futures = {pool.submit(function, *task): task for task in tasks}
         for future in as_completed(futures):
             task = futures[future]
