@@ -83,7 +83,7 @@ def _expected_steps(cell, statistics: pd.DataFrame) -> tuple[float, float, str]:
     if cell.tol <= 0 or same_rule.empty:
         return float(cell.max_steps), float(cell.max_steps), "budget"
     exact = same_rule[(same_rule["loss"] == cell.loss) & (same_rule["constrained"] == cell.constrained)]
-    chosen, source = (exact, "measured") if len(exact) else (same_rule, "measured, other losses")
+    chosen, source = (exact, "measured") if len(exact) else (same_rule, "measured on other losses")
     weights = chosen["cells"].to_numpy(float)
     mean = float(np.average(chosen["mean_steps"], weights=weights))
     slowest = float(np.average(chosen["mean_max_steps"], weights=weights))
@@ -211,7 +211,7 @@ def summarize_estimate(estimate: pd.DataFrame, workers: int) -> pd.DataFrame:
             ms_per_copy_step=1e3 * float((part["seconds_per_copy_step"] * part["copy_steps"]).sum() / max(part["copy_steps"].sum(), 1)),
             cpu_hours=float(part["seconds"].sum() / 3600),
             wall_hours=_makespan(part.groupby("task", sort=False)["seconds"].sum().tolist(), workers) / 3600,
-            steps_from=", ".join(sorted(part["steps_source"].unique())),
+            steps_from="; ".join(sorted(part["steps_source"].unique())),
         ))
     return pd.DataFrame(groups)
 
