@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     finally:
         if baseline is not None:
             subprocess.run(["git", "-C", str(Path(__file__).resolve().parents[1]), "worktree", "remove", "--force", str(baseline)], check=False)
-    print(f"ratios: {', '.join(f'{r:.1f}' for r in ratios)}  (issue 11 baseline ~28.7, target >= 115)")
+    print(f"ratios: {', '.join(f'{r:.1f}' for r in ratios)}  (issue 11: 4x the ratio of the code before it, f382284: use --baseline f382284)")
     if base_ratios:
         print(f"baseline {args.baseline} ratios: {', '.join(f'{r:.1f}' for r in base_ratios)}; "
               f"this checkout / baseline: {', '.join(f'{a / b:.2f}x' for a, b in zip(ratios, base_ratios))}")
