@@ -10,7 +10,7 @@ for this process, so that freed blocks stay in the heap and are reused by the ne
 The resident size then stays at the peak of one step (a few hundred MB for 16 copies)
 instead of falling back between steps.
 
-It is a process-wide setting of the C library, applied by :func:`xrdnb.run_gradient_descent`
+It is a process-wide setting of the C library, applied by :func:`xrdnb.optimize.run_gradient_descent`
 (and so by every sweep cell); it changes no result. On a platform without glibc it does
 nothing.
 

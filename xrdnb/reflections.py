@@ -27,8 +27,10 @@ import torch
 from .lattice import cell_volume, metric_tensor, reciprocal_metric_tensor
 
 __all__ = [
+    "MAX_REFLECTIONS",
     "ReflectionSet",
     "g_max_for",
+    "expected_reflections",
     "enumerate_reflections",
     "g_squared",
     "two_theta_from_g",

@@ -75,7 +75,7 @@ def benchmark_table():
 
 
 MIN_SITE_DISTANCE = 0.5
-"""Å: two sites closer than this are refused, unless their occupancies sum to at most 1 (a split site)."""
+"""Smallest distance (in Å) between two sites; closer ones are refused unless their occupancies sum to at most 1 (a split site)."""
 
 OCCUPANCY_TOLERANCE = 1e-6
 """How far a site's total occupancy may exceed 1 (rounding in CIF files)."""

@@ -61,7 +61,7 @@ def resolve_workers(workers: int | str | None, n_tasks: int) -> int:
 
 
 START_METHODS = ("forkserver", "fork", "spawn")
-"""How local workers start (:mod:`multiprocessing` start methods)."""
+"""How local workers start (start methods of the standard library's ``multiprocessing``)."""
 
 
 def _context(start_method: str | None, preload: Sequence[str]):
