@@ -284,6 +284,15 @@ def _phase_sums(crystal: Crystal, reflections: ReflectionSet, mode: str):
         return phase_sums(crystal.frac_coords, reflections.hkl.to(crystal.device), crystal.occupancy)
 
 
+def _reflection_cache(groups: Sequence[GDGroup], settings: XRDSettings, crystal: Crystal, lattice: torch.Tensor):
+    """``(reflections, keep, sums)`` for ``lattice`` ``(B, 6)``: a superset in hkl order (the
+    groups' widest margin), the per-copy clip mask, and the phase sums of ``crystal``'s
+    fixed coordinates (lattice mode)."""
+    mode = groups[0].config.mode
+    reflections = _enumerate(lattice, settings, max(g.config.reflection_margin for g in groups))
+    return reflections, _keep_mask(groups, reflections, len(lattice), settings, lattice.device), _phase_sums(crystal, reflections, mode)
+
+
 def _rows(index: torch.Tensor, group: GDGroup) -> torch.Tensor:
     """Positions in ``index`` (sorted copy indices) of the copies of ``group``."""
     lo, hi = group.copies.start, group.copies.stop
@@ -351,7 +360,7 @@ def init_batched_state(crystals: Sequence[Crystal], targets: Sequence[torch.Tens
     def per_copy(values, dtype):
         return torch.cat([torch.full((g.copies.stop - g.copies.start,), v, dtype=dtype, device=device) for g, v in zip(groups, values)])
 
-    reflections = _enumerate(crystal.lattice, settings, max(c.reflection_margin for c in configs))
+    reflections, keep, sums = _reflection_cache(groups, settings, crystal, crystal.lattice)
     state = GDState(
         crystal=crystal,
         params=params,
@@ -370,9 +379,9 @@ def init_batched_state(crystals: Sequence[Crystal], targets: Sequence[torch.Tens
         tol=per_copy([c.tol for c in configs], dtype),
         max_steps=per_copy([c.max_steps for c in configs], torch.int64),
         settings=settings,
+        keep=keep,
+        sums=sums,
     )
-    state.keep = _keep_mask(groups, reflections, batch, settings, device)
-    state.sums = _phase_sums(crystal, reflections, mode)
     if mode == "lattice":  # (B, 2): smallest and largest volume a copy may reach
         growth = per_copy([c.max_volume_growth for c in configs], dtype)
         volume = cell_volume(crystal.lattice)
@@ -453,10 +462,7 @@ def gd_step(state: GDState, target: torch.Tensor | None = None, config: GDConfig
         if mode == "lattice":
             state.crystal = state.crystal.with_lattice(state.params.detach())
             if not bool(covers(state.reflections, state.params[state.active], state.settings.g_max).all()):
-                margin = max(g.config.reflection_margin for g in state.groups)
-                state.reflections = _enumerate(state.params, state.settings, margin)
-                state.keep = _keep_mask(state.groups, state.reflections, len(state.params), state.settings, state.params.device)
-                state.sums = _phase_sums(state.crystal, state.reflections, mode)
+                state.reflections, state.keep, state.sums = _reflection_cache(state.groups, state.settings, state.crystal, state.params)
         else:
             state.crystal = state.crystal.with_frac_coords(state.params.detach())
     for group in state.groups:
@@ -478,10 +484,8 @@ def _final_losses(state: GDState) -> torch.Tensor:
         loss = torch.full_like(state.loss, float("nan"))
         index = torch.nonzero(valid).flatten()
         if len(index):
-            margin = max(g.config.reflection_margin for g in state.groups)
-            fresh = replace(state, reflections=_enumerate(state.crystal.lattice, state.settings, margin))
-            fresh.keep = _keep_mask(state.groups, fresh.reflections, len(state.params), state.settings, state.params.device)
-            fresh.sums = _phase_sums(state.crystal, fresh.reflections, state.mode)
+            reflections, keep, sums = _reflection_cache(state.groups, state.settings, state.crystal, state.crystal.lattice)
+            fresh = replace(state, reflections=reflections, keep=keep, sums=sums)
             loss[index] = _losses(fresh, index, state.params[index])
         return loss
 

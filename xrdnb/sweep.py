@@ -578,8 +578,8 @@ def run_sweep(
     device = resolve_device(device)
     cell_list = cells.cells() if isinstance(cells, SweepSpec) else list(cells)
     results = Path(results)
-    check_sweep([c for c in cell_list if not is_finished(results, c)], results)
     pending = [c for c in cell_list if not is_finished(results, c)]
+    check_sweep(pending, results)
     n_workers = resolve_workers(workers, len(pending))
     bar = tqdm(total=len(cell_list), initial=len(cell_list) - len(pending), desc="cells", disable=not progress)
     errors: dict[str, str] = {}
