@@ -152,15 +152,14 @@ def _run_sweep(args) -> int:
     start_method = "fork" if device == "cpu" and "fork" in multiprocessing.get_all_start_methods() else None
     if args.estimate:
         return _print_estimate(cells, results, args)
-    try:
-        sw.check_sweep(cells, results)
+    try:  # run_sweep checks the structures and the folder (sweep.check_sweep) before any cell
+        rows = sw.run_sweep(
+            cells, results, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet, device=device,
+            start_method=start_method, batch_cells=args.batch_cells,
+        )
     except (ValueError, OSError) as exc:
         print(f"xrdnb sweep: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    rows = sw.run_sweep(
-        cells, results, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet, device=device, start_method=start_method,
-        batch_cells=args.batch_cells,
-    )
     print(f"{len(cells)} cells, {len(rows)} rows -> {results / 'cells'}")
     return 0
 
