@@ -21,7 +21,9 @@ def pymatgen_pattern_seconds(structures, settings, repeats: int) -> float:
     for _ in range(repeats):
         start = time.perf_counter()
         for structure in structures:
-            peaks = calc.get_pattern(structure, scaled=False, two_theta_range=(settings.two_theta_min, settings.two_theta_max))
+            peaks = calc.get_pattern(
+                structure, scaled=False, two_theta_range=(settings.two_theta_min, settings.two_theta_max)
+            )
             x0, y0 = np.asarray(peaks.x), np.asarray(peaks.y)
             tan = np.tan(np.radians(x0) / 2)
             fwhm = np.sqrt(settings.U * tan**2 + settings.V * tan + settings.W)[:, None]

@@ -48,7 +48,9 @@ def main(argv=None) -> int:
         from xrdnb import relax
 
         model = relax.load_model(args.device)
-        value_fns = {chunk: relax.energy_fn(device=args.device, batch_size=chunk, model=model) for chunk in (args.chunk, 1)}
+        value_fns = {
+            chunk: relax.energy_fn(device=args.device, batch_size=chunk, model=model) for chunk in (args.chunk, 1)
+        }
     else:
         value_fns = dict.fromkeys((args.chunk, 1), ls.xrd_similarity_fn(truth, "cosine"))
 
@@ -67,11 +69,15 @@ def main(argv=None) -> int:
 
     n_points = args.n * args.n
     diff = float((values["batched"] - values["one at a time"]).abs().nan_to_num().max())
-    print(f"{args.value} slice of {args.structure} over {args.pair[0]}–{args.pair[1]}, {args.n}×{args.n} = {n_points} grid points, "
-          f"{args.dtype}, {args.device}, {torch.get_num_threads()} threads")
+    print(
+        f"{args.value} slice of {args.structure} over {args.pair[0]}–{args.pair[1]}, {args.n}×{args.n} = {n_points} grid points, "
+        f"{args.dtype}, {args.device}, {torch.get_num_threads()} threads"
+    )
     for label, seconds in timings.items():
         chunk = args.chunk if label == "batched" else 1
-        print(f"  {label:14s} (chunk {chunk:3d}): {seconds:8.2f} s  ({1e3 * seconds / n_points:6.2f} ms per grid point)")
+        print(
+            f"  {label:14s} (chunk {chunk:3d}): {seconds:8.2f} s  ({1e3 * seconds / n_points:6.2f} ms per grid point)"
+        )
     print(f"  max |batched − one at a time| = {diff:.1e}")
     print(f"  ratio one-at-a-time / batched: {timings['one at a time'] / timings['batched']:.1f}x (target >= 10x)")
     return 0

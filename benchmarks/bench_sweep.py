@@ -73,7 +73,9 @@ def reference_patterns_per_second(repeats: int) -> float:
     return len(structures) / pymatgen_pattern_seconds(structures, xrdnb.DEFAULT_SETTINGS, repeats)
 
 
-def sweep_copy_steps_per_second(workers: int | None, steps: int, package: Path | None = None) -> tuple[float, float, int]:
+def sweep_copy_steps_per_second(
+    workers: int | None, steps: int, package: Path | None = None
+) -> tuple[float, float, int]:
     """Run ``xrdnb sweep --config`` on the workload in a fresh folder; (copy-steps/s, wall s, rows).
 
     ``package``: a checkout whose ``xrdnb`` runs instead of the installed one (the baseline).
@@ -87,7 +89,17 @@ def sweep_copy_steps_per_second(workers: int | None, steps: int, package: Path |
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "bench.yml"
         config.write_text(yaml.safe_dump(workload))
-        cmd = [sys.executable, "-m", "xrdnb.cli", "sweep", "--config", str(config), "--results", str(Path(folder) / "out"), "--quiet"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "xrdnb.cli",
+            "sweep",
+            "--config",
+            str(config),
+            "--results",
+            str(Path(folder) / "out"),
+            "--quiet",
+        ]
         if workers is not None:
             cmd += ["--workers", str(workers)]
         begin = time.perf_counter()
@@ -98,7 +110,9 @@ def sweep_copy_steps_per_second(workers: int | None, steps: int, package: Path |
         rows = pd.concat([pd.read_csv(p) for p in (Path(folder) / "out" / "cells").glob("*.csv")])
     n_cells = len(workload["structures"]) * len(workload["lattice_levels"]) * 2
     if len(rows) != n_cells * workload["n_copies"] or not (rows["steps"] == steps).all():
-        raise RuntimeError(f"the sweep did not run {n_cells} cells of {workload['n_copies']} copies for {steps} steps each")
+        raise RuntimeError(
+            f"the sweep did not run {n_cells} cells of {workload['n_copies']} copies for {steps} steps each"
+        )
     return n_cells * workload["n_copies"] * steps / wall, wall, len(rows)
 
 
@@ -114,8 +128,12 @@ def paper_structure(name: str, device: str, steps: int) -> int:
 
     paper = PROFILES["paper"].cells()
     cells = [replace(c, max_steps=steps, tol=0.0, record_every=0) for c in paper if c.structure == name]
-    print(f"paper profile, {name}: {len(cells)} cells x 16 copies, {steps} steps each (early stopping off), batched on {device}")
-    print(f"torch {torch.__version__}, device {torch.cuda.get_device_name() if device.startswith('cuda') else 'cpu'}; load: {_uptime()}")
+    print(
+        f"paper profile, {name}: {len(cells)} cells x 16 copies, {steps} steps each (early stopping off), batched on {device}"
+    )
+    print(
+        f"torch {torch.__version__}, device {torch.cuda.get_device_name() if device.startswith('cuda') else 'cpu'}; load: {_uptime()}"
+    )
     run_cells_batched(cells[:2], device=device)  # warm-up, and one evaluation of end points
     groups = batch_groups(cells, max_copies=4096 if device.startswith("cuda") else 128)
     copy_steps, gd_seconds = 0, 0.0
@@ -125,7 +143,9 @@ def paper_structure(name: str, device: str, steps: int) -> int:
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         begin = time.perf_counter()
-        results = run_batched_gradient_descent(starts, [p[4] for p in prepared], [p[3] for p in prepared], progress=False)
+        results = run_batched_gradient_descent(
+            starts, [p[4] for p in prepared], [p[3] for p in prepared], progress=False
+        )
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         gd_seconds += time.perf_counter() - begin
@@ -136,11 +156,15 @@ def paper_structure(name: str, device: str, steps: int) -> int:
     rate = copy_steps / gd_seconds
     stats = stopping_statistics()
     expected = sum(_expected_steps(c, stats)[0] * c.n_copies for c in paper)
-    print(f"  {len(groups)} batches, {copy_steps} copy-steps of gradient descent in {gd_seconds:.1f} s: {rate:,.0f} copy-steps/s")
+    print(
+        f"  {len(groups)} batches, {copy_steps} copy-steps of gradient descent in {gd_seconds:.1f} s: {rate:,.0f} copy-steps/s"
+    )
     print(f"  one cell end to end (set-up, {steps} steps, evaluation on the CPU): {per_cell:.2f} s")
     print(f"  paper profile: {len(paper)} cells, {expected:.3g} expected copy-steps (shipped stopping statistics)")
-    print(f"  projected gradient descent of the whole paper profile at this rate: {expected / rate / 60:.1f} min"
-          f" (+ the evaluation of {len(paper)} cells on the CPU)")
+    print(
+        f"  projected gradient descent of the whole paper profile at this rate: {expected / rate / 60:.1f} min"
+        f" (+ the evaluation of {len(paper)} cells on the CPU)"
+    )
     return 0
 
 
@@ -151,8 +175,14 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3, help="reference: best of this many passes over the 16 copies")
     parser.add_argument("--reference-only", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--baseline", metavar="REV", help="also time the sweep of git revision REV (e.g. the commit before a change), interleaved")
-    parser.add_argument("--paper-structure", help="time the batched engine on the paper profile's cells of this structure")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also time the sweep of git revision REV (e.g. the commit before a change), interleaved",
+    )
+    parser.add_argument(
+        "--paper-structure", help="time the batched engine on the paper profile's cells of this structure"
+    )
     parser.add_argument("--device", default="cpu", help="with --paper-structure: cpu, cuda, ...")
     args = parser.parse_args(argv)
     if args.paper_structure:
@@ -162,24 +192,35 @@ def main(argv=None) -> int:
         return 0
 
     print("workload: NdAl2Cu4 + BPO4, lattice noise 0.05, cosine unconstrained + constrained (4 cells),")
-    print(f"          16 copies, lr 1e-3, {args.steps} steps, early stopping off, float32; workers: "
-          f"{args.workers if args.workers is not None else 'default'}")
+    print(
+        f"          16 copies, lr 1e-3, {args.steps} steps, early stopping off, float32; workers: "
+        f"{args.workers if args.workers is not None else 'default'}"
+    )
     baseline = None
     if args.baseline:
         baseline = Path(tempfile.mkdtemp(prefix="xrdnb-baseline-"))
         root = Path(__file__).resolve().parents[1]
-        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "-q", str(baseline), args.baseline], check=True)
+        subprocess.run(
+            ["git", "-C", str(root), "worktree", "add", "--detach", "-q", str(baseline), args.baseline], check=True
+        )
     ratios, base_ratios = [], []
     try:
         for round_ in range(1, args.rounds + 1):
             ratios.append(_round(round_, args, base_ratios, baseline))
     finally:
         if baseline is not None:
-            subprocess.run(["git", "-C", str(Path(__file__).resolve().parents[1]), "worktree", "remove", "--force", str(baseline)], check=False)
-    print(f"ratios: {', '.join(f'{r:.1f}' for r in ratios)}  (issue 11: 4x the ratio of the code before it, f382284: use --baseline f382284)")
+            subprocess.run(
+                ["git", "-C", str(Path(__file__).resolve().parents[1]), "worktree", "remove", "--force", str(baseline)],
+                check=False,
+            )
+    print(
+        f"ratios: {', '.join(f'{r:.1f}' for r in ratios)}  (issue 11: 4x the ratio of the code before it, f382284: use --baseline f382284)"
+    )
     if base_ratios:
-        print(f"baseline {args.baseline} ratios: {', '.join(f'{r:.1f}' for r in base_ratios)}; "
-              f"this checkout / baseline: {', '.join(f'{a / b:.2f}x' for a, b in zip(ratios, base_ratios))}")
+        print(
+            f"baseline {args.baseline} ratios: {', '.join(f'{r:.1f}' for r in base_ratios)}; "
+            f"this checkout / baseline: {', '.join(f'{a / b:.2f}x' for a, b in zip(ratios, base_ratios))}"
+        )
     return 0
 
 
@@ -191,7 +232,10 @@ def _round(round_: int, args, base_ratios: list, baseline: Path | None) -> float
     print(f"round {round_}  load: {_uptime()}")
     out = subprocess.run(
         [sys.executable, __file__, "--reference-only", "--repeats", str(args.repeats)],
-        check=True, capture_output=True, text=True, env={**os.environ, **ONE_THREAD},
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **ONE_THREAD},
     ).stdout
     ref = json.loads(out.strip().splitlines()[-1])["patterns_per_second"]
     print(f"  B reference: {ref:8.2f} patterns/s (pymatgen XRDCalculator + numpy pseudo-Voigt, one thread)")
@@ -200,7 +244,9 @@ def _round(round_: int, args, base_ratios: list, baseline: Path | None) -> float
         print(f"round {round_}  load: {_uptime()}")
         base, base_wall, _ = sweep_copy_steps_per_second(args.workers, args.steps, package=baseline)
         base_ratios.append(base / ref)
-        print(f"  C baseline {args.baseline}: {base:8.1f} copy-steps/s ({base_wall:.1f} s wall), ratio {base / ref:.1f}")
+        print(
+            f"  C baseline {args.baseline}: {base:8.1f} copy-steps/s ({base_wall:.1f} s wall), ratio {base / ref:.1f}"
+        )
     return rate / ref
 
 

@@ -62,7 +62,9 @@ def main(argv=None) -> int:
     worst_t.sort(reverse=True)
     worst_i.sort(reverse=True)
     print(f"structures: {len(rows)}, pymatgen peaks compared: {n_peaks}")
-    print(f"max |Δ2θ| = {worst_t[0][0]:.3e}° ({worst_t[0][1]}), max |ΔI| = {worst_i[0][0]:.3e} of 100 ({worst_i[0][1]})")
+    print(
+        f"max |Δ2θ| = {worst_t[0][0]:.3e}° ({worst_t[0][1]}), max |ΔI| = {worst_i[0][0]:.3e} of 100 ({worst_i[0][1]})"
+    )
     print(f"time: pymatgen {t_pmg:.1f} s, xrdnb {t_ours:.1f} s")
     print(f"failures (Δ2θ > 1e-6°, ΔI > 1e-4 or different peak count): {len(failures)}")
     for f in failures[:20]:

@@ -230,27 +230,38 @@ def synthetic_rows(seed=0, n_structures=10, n_copies=4, prefix=""):
                     continue
                 n = n_structures * n_copies
                 d = rng.uniform(0.01, 1.0, n)
-                frames.append(pd.DataFrame({
-                    "structure": np.repeat([f"S{i}" for i in range(n_structures)], n_copies),
-                    "copy": np.tile(np.arange(n_copies), n_structures),
-                    "noise_type": noise_type, "noise_level": level, "loss": loss, "constrained": constrained,
-                    "lr": 1e-2 if noise_type == "lattice" else 1e-3,
-                    f"{prefix}amd_distance": d,
-                    # similarity falls as the AMD distance grows: positive correlation with -AMD
-                    f"{prefix}similarity_{loss}": 1.0 - d + 0.05 * rng.normal(size=n),
-                }))
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "structure": np.repeat([f"S{i}" for i in range(n_structures)], n_copies),
+                            "copy": np.tile(np.arange(n_copies), n_structures),
+                            "noise_type": noise_type,
+                            "noise_level": level,
+                            "loss": loss,
+                            "constrained": constrained,
+                            "lr": 1e-2 if noise_type == "lattice" else 1e-3,
+                            f"{prefix}amd_distance": d,
+                            # similarity falls as the AMD distance grows: positive correlation with -AMD
+                            f"{prefix}similarity_{loss}": 1.0 - d + 0.05 * rng.normal(size=n),
+                        }
+                    )
+                )
     return pd.concat(frames, ignore_index=True)
 
 
 def test_table_layout():
     table = correlation_table(synthetic_rows(), "pearson")
     assert table.shape == (10, 5)
-    assert list(table.columns) == list(SI_COLUMNS) == [
-        "Cosine Similarity", "MSE", "Entropy Similarity", "Cross Correlation", "Cosine Similarity + Constraints"]
+    assert (
+        list(table.columns)
+        == list(SI_COLUMNS)
+        == ["Cosine Similarity", "MSE", "Entropy Similarity", "Cross Correlation", "Cosine Similarity + Constraints"]
+    )
     assert table.index.equals(SI_INDEX)
     assert table.index.names == ["Noise Type", "Noise Level"]
     assert list(table.index) == [("Lattice", lv) for lv in (0.01, 0.05, 0.1, 0.15, 0.2)] + [
-        ("Coordinates", lv) for lv in (0.001, 0.005, 0.01, 0.05, 0.1)]
+        ("Coordinates", lv) for lv in (0.001, 0.005, 0.01, 0.05, 0.1)
+    ]
     assert table.loc["Coordinates", "Cosine Similarity + Constraints"].isna().all()
     assert table.loc["Lattice"].notna().all().all()
     assert (table.loc["Lattice"] > 0.9).all().all()
@@ -270,7 +281,8 @@ def test_each_column_uses_its_own_metric_and_runs():
     # scramble the cosine similarity of the *constrained* runs only
     constrained = rows["constrained"]
     rows.loc[constrained, "similarity_cosine"] = np.random.default_rng(0).permutation(
-        rows.loc[constrained, "similarity_cosine"].to_numpy())
+        rows.loc[constrained, "similarity_cosine"].to_numpy()
+    )
     table = correlation_table(rows)
     assert (table.loc["Lattice", "Cosine Similarity"] > 0.9).all()
     assert (table.loc["Lattice", "Cosine Similarity + Constraints"].abs() < 0.5).all()
@@ -325,7 +337,8 @@ def test_formatted_table_keeps_blank_cells_blank():
         assert table.loc["Coordinates", "Cosine Similarity + Constraints"].eq("not run · -").all()
         cell = table.loc[("Lattice", 0.05), "MSE"]
         ours, lo, hi = cells.set_index(["noise_type", "noise_level", "column"]).loc[
-            ("lattice", 0.05, "MSE"), [method, f"{method}_lo", f"{method}_hi"]]
+            ("lattice", 0.05, "MSE"), [method, f"{method}_lo", f"{method}_hi"]
+        ]
         assert cell == f"{ours:.2f} [{lo:.2f}, {hi:.2f}] · {paper.loc[('Lattice', 0.05), 'MSE']:g}"
 
 
@@ -337,8 +350,13 @@ def test_compare_with_paper_status():
     assert comparison.loc[("coordinates", 0.001, "Cosine Similarity"), "status"] == "opposite sign"  # paper −0.64
     assert comparison.loc[("lattice", 0.2, "Cosine Similarity"), "status"] == "same sign, outside CI"  # paper 0.05
     assert comparison.loc[("coordinates", 0.1, "Cosine Similarity + Constraints"), "status"] == "not computed"
-    assert set(comparison["status"]) <= {"paper inside CI", "same sign, outside CI", "opposite sign",
-                                         "no paper value", "not computed"}
+    assert set(comparison["status"]) <= {
+        "paper inside CI",
+        "same sign, outside CI",
+        "opposite sign",
+        "no paper value",
+        "not computed",
+    }
 
 
 def test_si_layout_of_any_value():
@@ -389,11 +407,13 @@ def test_claims_on_a_computed_table():
 
 
 def test_select_learning_rates():
-    rows = pd.DataFrame({
-        "noise_type": ["lattice"] * 4 + ["coordinates"] * 2,
-        "lr": [1e-3, 1e-3, 1e-2, 1e-2, 1e-4, 1e-4],
-        "match": [True, True, False, True, False, False],
-    })
+    rows = pd.DataFrame(
+        {
+            "noise_type": ["lattice"] * 4 + ["coordinates"] * 2,
+            "lr": [1e-3, 1e-3, 1e-2, 1e-2, 1e-4, 1e-4],
+            "match": [True, True, False, True, False, False],
+        }
+    )
     kept, chosen = select_learning_rates(rows)
     assert chosen == {"lattice": 1e-3, "coordinates": 1e-4} and len(kept) == 4
     kept, chosen = select_learning_rates(rows, lattice=1e-2)
@@ -412,13 +432,24 @@ def test_amd_prefix_property_and_final_structures(tmp_path):
     truth = crystal_from_structure(load_structure("Au2S"))
     coords = truth.frac_coords.repeat(2, 1, 1) + torch.tensor(0.01) * torch.arange(2.0).view(2, 1, 1)
     (tmp_path / "cells").mkdir()
-    np.savez(tmp_path / "cells" / "coo.npz", params=np.stack([truth.frac_coords.repeat(2, 1, 1).numpy(), coords.numpy()]))
+    np.savez(
+        tmp_path / "cells" / "coo.npz", params=np.stack([truth.frac_coords.repeat(2, 1, 1).numpy(), coords.numpy()])
+    )
     a = float(truth.lattice[0, 0])
-    rows = pd.DataFrame({
-        "cell_id": ["lat", "coo", "coo"], "structure": "Au2S", "noise_type": ["lattice", "coordinates", "coordinates"],
-        "copy": [0, 0, 1], "final_a": [a * 1.01, a, a], "final_b": a, "final_c": a,
-        "final_alpha": [91.0, 90, 90], "final_beta": 90.0, "final_gamma": 90.0,
-    })
+    rows = pd.DataFrame(
+        {
+            "cell_id": ["lat", "coo", "coo"],
+            "structure": "Au2S",
+            "noise_type": ["lattice", "coordinates", "coordinates"],
+            "copy": [0, 0, 1],
+            "final_a": [a * 1.01, a, a],
+            "final_b": a,
+            "final_c": a,
+            "final_alpha": [91.0, 90, 90],
+            "final_beta": 90.0,
+            "final_gamma": 90.0,
+        }
+    )
     structures = analysis.final_structures(rows, tmp_path)
     assert structures[0].lattice.a == pytest.approx(a * 1.01) and structures[0].lattice.alpha == pytest.approx(91.0)
     np.testing.assert_allclose(structures[2].frac_coords, coords[1].numpy() % 1.0, atol=1e-12)
@@ -439,7 +470,9 @@ def test_run_cells_with_units_matches_the_sweep_and_resumes(tmp_path):
     """With Å units the re-run reproduces the sweep's rows; fractional units distort more; cached."""
     from xrdnb.sweep import Cell, run_cell
 
-    cell = Cell("U2Ti", "coordinates", 0.01, "cosine", False, 1e-4, 0, n_copies=2, max_steps=2, patience=5, record_every=1)
+    cell = Cell(
+        "U2Ti", "coordinates", 0.01, "cosine", False, 1e-4, 0, n_copies=2, max_steps=2, patience=5, record_every=1
+    )
     ang = analysis.run_cells_with_units([cell], tmp_path, "angstrom")
     sweep_rows, _ = run_cell(cell)
     for col in ("amd_distance", "start_amd_distance", "similarity_cosine", "start_similarity_cosine", "match"):

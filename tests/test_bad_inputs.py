@@ -24,9 +24,18 @@ O10 = "O10  1  0.25829956  0.36651484  0.62308933  1.0"
         ("occ17", O10, O10[:-3] + "1.7", r"site O10 \(row 11\): occupancy 1.7 is not in \[0, 1\]"),
         ("neglen", "_cell_length_a   4.42793599", "_cell_length_a   -4.42793599", "cell lengths .* must be positive"),
         ("alpha200", "_cell_angle_alpha   90.00000000", "_cell_angle_alpha   200.0", "strictly between 0 and 180"),
-        ("nancoord", "O10  1  0.25829956", "O10  1  nan", r"site O10 \(row 11\): fractional x = 'nan' is not a finite number"),
-        ("overlap", "O11  1  0.86651484  0.24170044  0.87691067", "O11  1  0.25829956  0.36651484  0.62308933",
-         r"sites O10 \(row 11\) and O11 \(row 12\) are 0.000 Å apart"),
+        (
+            "nancoord",
+            "O10  1  0.25829956",
+            "O10  1  nan",
+            r"site O10 \(row 11\): fractional x = 'nan' is not a finite number",
+        ),
+        (
+            "overlap",
+            "O11  1  0.86651484  0.24170044  0.87691067",
+            "O11  1  0.25829956  0.36651484  0.62308933",
+            r"sites O10 \(row 11\) and O11 \(row 12\) are 0.000 Å apart",
+        ),
     ],
 )
 def test_bad_cif_values_are_refused_with_the_site(tmp_path, name, old, new, message):
@@ -40,9 +49,11 @@ def test_bad_cif_values_are_refused_with_the_site(tmp_path, name, old, new, mess
 
 def test_singular_and_truncated_cifs_say_why(tmp_path):
     singular = tmp_path / "singular.cif"
-    singular.write_text(BPO4.replace("_cell_angle_alpha   90.00000000", "_cell_angle_alpha   120.0")
-                        .replace("_cell_angle_beta   90.00000000", "_cell_angle_beta   120.0")
-                        .replace("_cell_angle_gamma   90.00000000", "_cell_angle_gamma   120.0"))
+    singular.write_text(
+        BPO4.replace("_cell_angle_alpha   90.00000000", "_cell_angle_alpha   120.0")
+        .replace("_cell_angle_beta   90.00000000", "_cell_angle_beta   120.0")
+        .replace("_cell_angle_gamma   90.00000000", "_cell_angle_gamma   120.0")
+    )
     with pytest.raises(StructureError, match="no three-dimensional cell"):
         load_structure(singular)
     truncated = tmp_path / "truncated.cif"
@@ -61,9 +72,14 @@ def test_structure_objects_are_checked_too():
 
 
 def test_cli_bad_options_are_argparse_errors(tmp_path, capsys):
-    for args in (["peaks", "BPO4", "--wavelength", "nan"], ["peaks", "BPO4", "--two-theta-max", "200"],
-                 ["peaks", "BPO4", "--two-theta-max", "0"], ["pattern", "BPO4", "--two-theta-step", "0"],
-                 ["pattern", "BPO4", "--two-theta-step", "nan"], ["peaks", "BPO4", "--wavelength", "inf"]):
+    for args in (
+        ["peaks", "BPO4", "--wavelength", "nan"],
+        ["peaks", "BPO4", "--two-theta-max", "200"],
+        ["peaks", "BPO4", "--two-theta-max", "0"],
+        ["pattern", "BPO4", "--two-theta-step", "0"],
+        ["pattern", "BPO4", "--two-theta-step", "nan"],
+        ["peaks", "BPO4", "--wavelength", "inf"],
+    ):
         with pytest.raises(SystemExit) as info:
             main(args)
         assert info.value.code == 2
@@ -108,7 +124,11 @@ def test_an_invalid_copy_fails_alone(value):
 def test_unsupported_dtypes_and_settings_are_refused():
     with pytest.raises(TypeError, match="float32 or float64"):
         xrdnb.simulate_pattern(xrdnb.crystal_from_structure(load_structure("BPO4"), dtype=torch.float16))
-    for kwargs, message in ((dict(wavelength=math.inf), "finite"), (dict(U=math.nan), "finite"), (dict(hkl_max=0), "at least 1")):
+    for kwargs, message in (
+        (dict(wavelength=math.inf), "finite"),
+        (dict(U=math.nan), "finite"),
+        (dict(hkl_max=0), "at least 1"),
+    ):
         with pytest.raises(ValueError, match=message):
             xrdnb.XRDSettings(**kwargs)
 
@@ -132,8 +152,11 @@ def test_sweep_settings_are_checked_before_any_cell(data, message):
 
 def test_sweep_cli_refuses_bad_settings_and_folders_before_starting(tmp_path):
     def sweep(*args):
-        return subprocess.run([sys.executable, "-m", "xrdnb.cli", "sweep", "--profile", "smoke", "--quiet", *args],
-                              capture_output=True, text=True)
+        return subprocess.run(
+            [sys.executable, "-m", "xrdnb.cli", "sweep", "--profile", "smoke", "--quiet", *args],
+            capture_output=True,
+            text=True,
+        )
 
     out = sweep("--copies", "0", "--results", str(tmp_path / "a"))
     assert out.returncode == 2 and "n_copies" in out.stderr and "Traceback" not in out.stderr
@@ -186,8 +209,24 @@ def test_nan_lattice_cif_is_refused_before_spglib(tmp_path):
     path.write_text(BPO4.replace("_cell_length_a   4.42793599", "_cell_length_a   nan"))
     with pytest.raises(StructureError, match="nanlattice.cif: lattice parameters .* are not all finite"):
         load_structure(path)
-    out = subprocess.run([sys.executable, "-m", "xrdnb.cli", "sweep", "--profile", "smoke", "--structures", str(path), "U2Ti",
-                          "--results", str(tmp_path / "r"), "--quiet"], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xrdnb.cli",
+            "sweep",
+            "--profile",
+            "smoke",
+            "--structures",
+            str(path),
+            "U2Ti",
+            "--results",
+            str(tmp_path / "r"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 2 and "not all finite" in out.stderr and "Traceback" not in out.stderr
 
 

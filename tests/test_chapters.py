@@ -56,7 +56,7 @@ def toc_chapters() -> list[str]:
         if entry.startswith("notebooks/"):
             stem = Path(entry).name
             stem = stem[: -len(".ipynb")] if stem.endswith(".ipynb") else stem
-            if "/" not in entry[len("notebooks/"):] and stem not in stems:
+            if "/" not in entry[len("notebooks/") :] and stem not in stems:
                 stems.append(stem)
     return stems
 
@@ -133,7 +133,9 @@ def markdown_tables(source: str) -> list[tuple[list[str], list[list[str]]]]:
     tables = []
     i = 0
     while i + 1 < len(lines):
-        if lines[i].lstrip().startswith("|") and re.fullmatch(r"\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*", lines[i + 1]):
+        if lines[i].lstrip().startswith("|") and re.fullmatch(
+            r"\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*", lines[i + 1]
+        ):
             header = split_row(lines[i])
             rows = []
             j = i + 2
@@ -154,10 +156,13 @@ def parameter_table(nb) -> list[list[str]]:
     for cell in before:
         if cell.cell_type == "markdown":
             found += [rows for header, rows in markdown_tables(cell.source) if header == HEADER]
-    headers = [header for cell in nb.cells if cell.cell_type == "markdown"
-               for header, _ in markdown_tables(cell.source)]
-    assert found, (f"no parameter table with header | {' | '.join(HEADER)} | before the parameters cell; "
-                   f"table headers found: {headers}")
+    headers = [
+        header for cell in nb.cells if cell.cell_type == "markdown" for header, _ in markdown_tables(cell.source)
+    ]
+    assert found, (
+        f"no parameter table with header | {' | '.join(HEADER)} | before the parameters cell; "
+        f"table headers found: {headers}"
+    )
     assert len(found) == 1, "more than one parameter table before the parameters cell"
     return found[0]
 
@@ -202,8 +207,11 @@ def test_one_parameters_cell(stem):
 @pytest.mark.parametrize("stem", CHAPTERS)
 def test_stored_without_outputs(stem):
     nb = load(stem)
-    dirty = [i for i, c in enumerate(nb.cells)
-             if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)]
+    dirty = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)
+    ]
     assert not dirty, f"code cells with outputs or an execution count: {dirty} (clear them before committing)"
 
 
@@ -256,8 +264,9 @@ def test_parameter_table_states_the_paper_profile(stem):
             if cell == DEFAULT or not any(t in cell for t in texts):
                 problems.append(f"{name}: the paper profile sets {paper[name]!r}, the table says {cell!r}")
         elif cell != DEFAULT:
-            problems.append(f"{name}: the paper profile does not set it, so the table should say "
-                            f"{DEFAULT!r}, not {cell!r}")
+            problems.append(
+                f"{name}: the paper profile does not set it, so the table should say {DEFAULT!r}, not {cell!r}"
+            )
     assert not problems, "\n".join(problems)
 
 
@@ -266,7 +275,8 @@ def test_closes_with_where_the_argument_goes(stem):
     nb = load(stem)
     last = nb.cells[-1]
     assert last.cell_type == "markdown" and last.source.lstrip().startswith(CLOSING), (
-        f"the last cell must be markdown starting with {CLOSING!r}")
+        f"the last cell must be markdown starting with {CLOSING!r}"
+    )
     following = CHAPTERS[CHAPTERS.index(stem) + 1]
     link = re.compile(r"\{doc\}`(?:[^`<]*<)?(?:\.\./notebooks/|\./)?" + re.escape(following) + r">?`")
     assert link.search(last.source), f"the closing cell does not link the next chapter with {{doc}}`{following}`"

@@ -27,7 +27,10 @@ spec.loader.exec_module(check_pages)
 _missing = [p for p in (check_pages.CHROMIUM, check_pages.CHROMEDRIVER) if not Path(p).is_file()]
 if importlib.util.find_spec("selenium") is None:
     _missing.append("the selenium package")
-pytestmark = pytest.mark.skipif(bool(_missing), reason=f"browser check needs {', '.join(_missing)} (apt-get install chromium chromium-driver; pip install selenium)")
+pytestmark = pytest.mark.skipif(
+    bool(_missing),
+    reason=f"browser check needs {', '.join(_missing)} (apt-get install chromium chromium-driver; pip install selenium)",
+)
 
 
 def png(width: int = 4, height: int = 3) -> bytes:
@@ -63,14 +66,21 @@ def book(tmp_path):
     (src / "ch2.md").write_text("```bash\n# not a heading\n```\n\n# Chapter two\n")
     (site / "_images" / "fig.png").write_bytes(png())
     (site / "index.html").write_text(html("Home page &#8212; Fake book", "<h1>Home page</h1>"))
-    (site / "ch1.html").write_text(html("1. Chapter one: xrd &amp; co &#8212; Fake book", "<h1>Chapter one</h1><img src='_images/fig.png' alt='fig'>"))
+    (site / "ch1.html").write_text(
+        html(
+            "1. Chapter one: xrd &amp; co &#8212; Fake book",
+            "<h1>Chapter one</h1><img src='_images/fig.png' alt='fig'>",
+        )
+    )
     (site / "ch2.html").write_text(html("2. Chapter two &#8212; Fake book", "<h1>Chapter two</h1>"))
     return tmp_path
 
 
 def run(book: Path, capsys) -> tuple[int, str]:
     shots = book / "shots"
-    code = check_pages.main(["--site", str(book / "site"), "--toc", str(book / "src" / "_toc.yml"), "--screenshots", str(shots)])
+    code = check_pages.main(
+        ["--site", str(book / "site"), "--toc", str(book / "src" / "_toc.yml"), "--screenshots", str(shots)]
+    )
     return code, capsys.readouterr().out
 
 
@@ -115,10 +125,13 @@ def test_broken_image_fails(book, capsys, how):
     assert line.endswith(bad)
 
 
-@pytest.mark.parametrize("script, message", [
-    ("console.error('boom from ch2')", "boom from ch2"),
-    ("throw new Error('kaboom')", "Uncaught Error: kaboom"),
-])
+@pytest.mark.parametrize(
+    "script, message",
+    [
+        ("console.error('boom from ch2')", "boom from ch2"),
+        ("throw new Error('kaboom')", "Uncaught Error: kaboom"),
+    ],
+)
 def test_console_error_fails(book, capsys, script, message):
     page = book / "site" / "ch2.html"
     page.write_text(page.read_text().replace("</body>", f"<script>{script}</script></body>"))

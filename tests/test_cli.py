@@ -51,7 +51,16 @@ def files(tmp_path):
 @pytest.mark.parametrize("command", ["peaks", "pattern"])
 def test_bad_files_fail_alone(tmp_path, files, capsys, command):
     out = tmp_path / "out"
-    args = [command, "BPO4", str(files["broken"]), str(files["empty"]), str(files["oganesson"]), "U2Ti", "--out", str(out)]
+    args = [
+        command,
+        "BPO4",
+        str(files["broken"]),
+        str(files["empty"]),
+        str(files["oganesson"]),
+        "U2Ti",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3
@@ -105,6 +114,8 @@ def test_wavelength_names_and_range(capsys):
 
 
 def test_console_script_exit_code(tmp_path, files):
-    run = subprocess.run([sys.executable, "-m", "xrdnb.cli", "peaks", str(files["broken"])], capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "xrdnb.cli", "peaks", str(files["broken"])], capture_output=True, text=True
+    )
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and "broken.cif" in run.stderr

@@ -6,9 +6,21 @@ import importlib
 import pytest
 
 MODULES = [
-    "xrdnb.structures", "xrdnb.crystal", "xrdnb.lattice", "xrdnb.reflections", "xrdnb.scattering", "xrdnb.profiles",
-    "xrdnb.pattern", "xrdnb.peaks", "xrdnb.symmetry", "xrdnb.distortions", "xrdnb.losses", "xrdnb.optimize",
-    "xrdnb.evaluate", "xrdnb.sweep", "xrdnb.device",
+    "xrdnb.structures",
+    "xrdnb.crystal",
+    "xrdnb.lattice",
+    "xrdnb.reflections",
+    "xrdnb.scattering",
+    "xrdnb.profiles",
+    "xrdnb.pattern",
+    "xrdnb.peaks",
+    "xrdnb.symmetry",
+    "xrdnb.distortions",
+    "xrdnb.losses",
+    "xrdnb.optimize",
+    "xrdnb.evaluate",
+    "xrdnb.sweep",
+    "xrdnb.device",
 ]
 
 

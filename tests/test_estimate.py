@@ -24,12 +24,19 @@ def test_shipped_statistics_cover_the_si_rule():
 
 
 def test_measure_stopping_from_rows():
-    rows = pd.DataFrame({
-        "cell_id": ["a"] * 3 + ["b"] * 3, "noise_type": "lattice", "loss": "cosine", "constrained": False,
-        "patience": 1000, "tol": 1e-4, "max_steps": 30_000,
-        "steps": [1000, 2000, 3000, 1000, 1000, 30_000],
-        "stop_reason": ["converged"] * 5 + ["max_steps"],
-    })
+    rows = pd.DataFrame(
+        {
+            "cell_id": ["a"] * 3 + ["b"] * 3,
+            "noise_type": "lattice",
+            "loss": "cosine",
+            "constrained": False,
+            "patience": 1000,
+            "tol": 1e-4,
+            "max_steps": 30_000,
+            "steps": [1000, 2000, 3000, 1000, 1000, 30_000],
+            "stop_reason": ["converged"] * 5 + ["max_steps"],
+        }
+    )
     table = est.measure_stopping(rows)
     assert len(table) == 1
     row = table.iloc[0]
@@ -71,9 +78,23 @@ def test_estimate_of_a_small_sweep_matches_its_budget():
 
 def test_cli_estimate_prints_the_plan_and_runs_nothing(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "xrdnb.cli", "sweep", "--profile", "smoke", "--structures", "U2Ti", "--results", str(tmp_path),
-         "--estimate", "--quiet"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "xrdnb.cli",
+            "sweep",
+            "--profile",
+            "smoke",
+            "--structures",
+            "U2Ti",
+            "--results",
+            str(tmp_path),
+            "--estimate",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "wall h" in out.stdout and "lattice" in out.stdout and "coordinates" in out.stdout
     assert not list(tmp_path.glob("cells/*.csv"))

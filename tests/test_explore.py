@@ -140,7 +140,13 @@ def test_bad_cif_upload_keeps_the_previous_structure(explorer):
     explorer.sliders["a"].value = explorer.sliders["a"].value * 1.02
     state = (explorer.structure_key, explorer.lattice.clone(), dict(explorer.similarities))
     explorer.upload.value = (
-        {"name": "broken.cif", "type": "", "size": 9, "content": memoryview(b"not a cif"), "last_modified": datetime.datetime.now()},
+        {
+            "name": "broken.cif",
+            "type": "",
+            "size": 9,
+            "content": memoryview(b"not a cif"),
+            "last_modified": datetime.datetime.now(),
+        },
     )
     assert explorer.error is not None and "broken.cif" in explorer.error
     assert "Error" in explorer.status.value and "broken.cif" in explorer.status.value

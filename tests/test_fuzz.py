@@ -21,7 +21,9 @@ from xrdnb.cli import main  # noqa: E402
 from xrdnb.structures import _data_dir  # noqa: E402
 
 BPO4 = _data_dir().joinpath("BPO4.cif").read_text()
-FUZZ = settings(max_examples=40, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=40, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True, width=32),
@@ -33,7 +35,7 @@ def _mutate(text: str, field: int, value) -> str:
     """Replace the ``field``-th number of the CIF by ``value``."""
     matches = list(re.finditer(r"(?<![\w.])-?\d+\.\d+", text))
     m = matches[field % len(matches)]
-    return text[: m.start()] + str(value) + text[m.end():]
+    return text[: m.start()] + str(value) + text[m.end() :]
 
 
 @FUZZ
@@ -64,7 +66,9 @@ def test_mutated_cifs_load_or_fail_with_one_line(tmp_path_factory, field, value,
 )
 def test_settings_are_accepted_or_refused_cleanly(wavelength, two_theta_max, step, hkl_max):
     try:
-        settings_ = xrdnb.XRDSettings(wavelength=wavelength, two_theta_max=two_theta_max, two_theta_step=step, hkl_max=hkl_max)
+        settings_ = xrdnb.XRDSettings(
+            wavelength=wavelength, two_theta_max=two_theta_max, two_theta_step=step, hkl_max=hkl_max
+        )
     except ValueError as exc:
         assert "\n" not in str(exc)
         return
@@ -78,15 +82,43 @@ def test_settings_are_accepted_or_refused_cleanly(wavelength, two_theta_max, ste
 
 
 values = st.one_of(
-    st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True), st.text(max_size=5),
-    st.lists(st.one_of(st.integers(-2, 3), st.floats(allow_nan=True), st.sampled_from(["U2Ti", "cosine", "x"])), max_size=3),
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=True),
+    st.text(max_size=5),
+    st.lists(
+        st.one_of(st.integers(-2, 3), st.floats(allow_nan=True), st.sampled_from(["U2Ti", "cosine", "x"])), max_size=3
+    ),
 )
 
 
 @FUZZ
-@given(st.dictionaries(st.sampled_from([
-    "structures", "lattice_levels", "coordinate_levels", "losses", "constrained_losses", "lattice_lrs", "coordinate_lrs",
-    "seeds", "n_copies", "max_steps", "patience", "tol", "record_every", "dtype", "bogus"]), values, max_size=4))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "structures",
+                "lattice_levels",
+                "coordinate_levels",
+                "losses",
+                "constrained_losses",
+                "lattice_lrs",
+                "coordinate_lrs",
+                "seeds",
+                "n_copies",
+                "max_steps",
+                "patience",
+                "tol",
+                "record_every",
+                "dtype",
+                "bogus",
+            ]
+        ),
+        values,
+        max_size=4,
+    )
+)
 def test_sweep_configs_are_checked_up_front(data):
     from xrdnb.sweep import SweepSpec
 
@@ -111,7 +143,9 @@ option_values = st.one_of(numbers.map(str), st.sampled_from(["CuKa", "MoKa", "0.
     bad_field=st.integers(0, 200),
     bad_value=numbers,
 )
-def test_cli_never_raises_and_still_processes_the_good_input(tmp_path_factory, capsys, command, option, value, bad_field, bad_value):
+def test_cli_never_raises_and_still_processes_the_good_input(
+    tmp_path_factory, capsys, command, option, value, bad_field, bad_value
+):
     folder = tmp_path_factory.mktemp("cli")
     bad = folder / "bad.cif"
     bad.write_text(_mutate(BPO4, bad_field, bad_value))
@@ -128,4 +162,6 @@ def test_cli_never_raises_and_still_processes_the_good_input(tmp_path_factory, c
     err = capsys.readouterr().err.strip().splitlines()
     assert code in (0, 2)
     assert all(line.startswith(f"xrdnb {command}: error: ") for line in err) and len(err) <= 2
-    assert (folder / "out" / f"U2Ti_{'peaks' if command == 'peaks' else 'pattern'}.csv").exists() or any("U2Ti" in e for e in err)
+    assert (folder / "out" / f"U2Ti_{'peaks' if command == 'peaks' else 'pattern'}.csv").exists() or any(
+        "U2Ti" in e for e in err
+    )

@@ -45,6 +45,7 @@ def test_gradcheck_full_jacobian_small_grid(crystal):
     settings = XRDSettings(two_theta_min=25.0, two_theta_max=45.0, two_theta_step=0.05)
     reflections = reflections_for(crystal, settings)
     for method in ("dense", "fast"):
+
         def f(lat):
             return simulate_pattern(crystal.with_lattice(lat), settings, reflections=reflections, method=method)
 

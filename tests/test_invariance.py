@@ -5,7 +5,14 @@ import pytest
 import torch
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from xrdnb import BENCHMARK_NAMES, XRDSettings, crystal_from_structure, enumerate_reflections, load_structure, simulate_pattern
+from xrdnb import (
+    BENCHMARK_NAMES,
+    XRDSettings,
+    crystal_from_structure,
+    enumerate_reflections,
+    load_structure,
+    simulate_pattern,
+)
 
 TOL = 1e-8
 

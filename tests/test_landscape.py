@@ -113,8 +113,13 @@ def test_symmetry_axis_cuts_tie_parameters():
 
 def test_projection_onto_slice_plane():
     centre = torch.tensor([4.0, 5.0, 6.0, 90.0, 100.0, 90.0], dtype=torch.float64)
-    points = torch.stack([centre, centre + torch.tensor([0.1, 0.0, 0.0, 0.0, 0.0, 2.0], dtype=torch.float64),
-                          centre + torch.tensor([0.0, 0.5, 0.0, 0.0, 4.0, 0.0], dtype=torch.float64)])
+    points = torch.stack(
+        [
+            centre,
+            centre + torch.tensor([0.1, 0.0, 0.0, 0.0, 0.0, 2.0], dtype=torch.float64),
+            centre + torch.tensor([0.0, 0.5, 0.0, 0.0, 4.0, 0.0], dtype=torch.float64),
+        ]
+    )
     coords, off = ls.project_onto_slice(points, centre, ("a", "gamma"))
     assert coords[:, 0].tolist() == points[:, 0].tolist() and coords[:, 1].tolist() == points[:, 5].tolist()
     # b moved by 0.5 Å = half of Δ_b = 1.0 Å; β moved by 4° = 0.2 of Δ = 20°
@@ -156,8 +161,9 @@ def test_cosine_slices_of_every_benchmark_peak_at_the_ground_truth(name):
 def test_batched_equals_one_at_a_time_and_channels(u2ti):
     names = ["cosine", "mse", "entropy", "cross_correlation"]
     fn = ls.xrd_similarity_fn(u2ti, names)
-    lattices = ls.slice_lattices(u2ti.lattice[0], ("a", "c"),
-                                 [ls.parameter_axis(u2ti.lattice[0], k, 3) for k in ("a", "c")])
+    lattices = ls.slice_lattices(
+        u2ti.lattice[0], ("a", "c"), [ls.parameter_axis(u2ti.lattice[0], k, 3) for k in ("a", "c")]
+    )
     batched = ls.evaluate_lattices(u2ti, lattices, fn, chunk_size=9)
     single = ls.evaluate_lattices(u2ti, lattices, fn, chunk_size=1)
     assert batched.shape == (3, 3, 4)

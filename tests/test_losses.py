@@ -130,7 +130,9 @@ def test_cross_correlation_reduces_to_cosine_for_one_grid_step():
     q = torch.from_numpy(random_patterns((800,), zeros=False, seed=8))
     cosine = cosine_similarity(p, q)
     for half_width in (0.01, 0.005):  # ℓ = 1 (w(±1) = 0) and ℓ < 1
-        torch.testing.assert_close(cross_correlation(p, q, half_width=half_width, step=0.01), cosine, rtol=0, atol=1e-12)
+        torch.testing.assert_close(
+            cross_correlation(p, q, half_width=half_width, step=0.01), cosine, rtol=0, atol=1e-12
+        )
     # a wider window credits near misses: never below the cosine for non-negative patterns
     assert bool((cross_correlation(p, q, half_width=0.1) >= cosine - 1e-12).all())
 

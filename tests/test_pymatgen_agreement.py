@@ -18,7 +18,9 @@ ROWS = mp20_rows(every=10)
 
 def compare(structure, wavelength=1.54184, two_theta_max=90.0):
     reference = XRDCalculator(wavelength=wavelength).get_pattern(structure, two_theta_range=(0, two_theta_max))
-    ours = peak_table(crystal_from_structure(structure), XRDSettings(wavelength=wavelength, two_theta_max=two_theta_max))
+    ours = peak_table(
+        crystal_from_structure(structure), XRDSettings(wavelength=wavelength, two_theta_max=two_theta_max)
+    )
     assert len(ours) == len(reference.x)
     x, y = ours.two_theta.to_numpy(), ours.intensity_scaled.to_numpy()
     j = np.abs(x[None, :] - np.asarray(reference.x)[:, None]).argmin(axis=1)

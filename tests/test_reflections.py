@@ -20,7 +20,12 @@ def as_set(refl, friedel=True):
     return out | {tuple(-x for x in h) for h in out} if friedel else out
 
 
-LATTICES = [[3.2, 3.2, 3.2, 90, 90, 90], [4.1, 5.2, 6.3, 81, 97, 109], [3.9, 3.9, 8.5, 90, 90, 120], [6.0, 3.0, 5.0, 90, 117, 90]]
+LATTICES = [
+    [3.2, 3.2, 3.2, 90, 90, 90],
+    [4.1, 5.2, 6.3, 81, 97, 109],
+    [3.9, 3.9, 8.5, 90, 90, 120],
+    [6.0, 3.0, 5.0, 90, 117, 90],
+]
 
 
 @pytest.mark.parametrize("lattice", LATTICES)
@@ -59,5 +64,7 @@ def test_coverage_test_is_sound(lattice):
 
 def test_coverage_handles_cubic_and_nan():
     refl = enumerate_reflections(torch.tensor([[4.0, 4.0, 4.0, 90.0, 90.0, 90.0]]), 0.9, margin=0.1)
-    lattices = torch.tensor([[4.0, 4.0, 4.0, 90.0, 90.0, 90.0], [4.0, 4.0, float("nan"), 90.0, 90.0, 90.0]], dtype=torch.float32)
+    lattices = torch.tensor(
+        [[4.0, 4.0, 4.0, 90.0, 90.0, 90.0], [4.0, 4.0, float("nan"), 90.0, 90.0, 90.0]], dtype=torch.float32
+    )
     assert covers(refl, lattices, 0.9).tolist() == [True, False]

@@ -36,7 +36,17 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "book" / "run-it-yourself.md"
 MIN_BLOCKS = 6
 BLOCK_TIMEOUT_S = 300
-NOT_COPIED = {".git", ".venv", "_build", "results", ".pytest_cache", "__pycache__", ".ipynb_checkpoints", ".cache", "my-sweep.yml"}
+NOT_COPIED = {
+    ".git",
+    ".venv",
+    "_build",
+    "results",
+    ".pytest_cache",
+    "__pycache__",
+    ".ipynb_checkpoints",
+    ".cache",
+    "my-sweep.yml",
+}
 MARKER = re.compile(r"^% test: run(?:\s+creates:\s*(?P<creates>.*?))?\s*$")
 
 
@@ -65,7 +75,9 @@ def parse_page(text: str) -> tuple[list[Block], list[str]]:
         fence = lines[i + 1] if i + 1 < len(lines) else ""
         opening = re.match(r"^(`{3,})bash\s*$", fence)
         if not opening:
-            problems.append(f"line {i + 1}: '% test: run' must be directly followed by a ```bash fence, found {fence!r}")
+            problems.append(
+                f"line {i + 1}: '% test: run' must be directly followed by a ```bash fence, found {fence!r}"
+            )
             continue
         body = []
         for j in range(i + 2, len(lines)):
@@ -85,8 +97,12 @@ BLOCKS, PROBLEMS = parse_page(PAGE.read_text(encoding="utf-8")) if PAGE.is_file(
 
 def test_page_marks_enough_blocks():
     assert not PROBLEMS, "\n".join(PROBLEMS)
-    assert len(BLOCKS) >= MIN_BLOCKS, f"only {len(BLOCKS)} blocks marked '% test: run' in {PAGE.name}; expected at least {MIN_BLOCKS}"
-    assert sum(bool(b.creates) for b in BLOCKS) >= 3, "at least three marked blocks should declare the files they write (creates:)"
+    assert len(BLOCKS) >= MIN_BLOCKS, (
+        f"only {len(BLOCKS)} blocks marked '% test: run' in {PAGE.name}; expected at least {MIN_BLOCKS}"
+    )
+    assert sum(bool(b.creates) for b in BLOCKS) >= 3, (
+        "at least three marked blocks should declare the files they write (creates:)"
+    )
 
 
 def test_parser_reads_markers():
@@ -116,7 +132,11 @@ def test_block_runs(block: Block, checkout: Path):
     env.pop("XRDNB_PROFILE", None)
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", block.script],
-        cwd=checkout, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S,
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BLOCK_TIMEOUT_S,
     )
     report = f"block at {PAGE.name}:{block.line} failed with exit status {result.returncode}\n--- script\n{block.script}--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
     assert result.returncode == 0, report

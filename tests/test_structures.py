@@ -4,12 +4,26 @@ import pytest
 import torch
 from pymatgen.core import Lattice, Structure
 
-from xrdnb import BENCHMARK_NAMES, StructureError, benchmark_table, crystal_family, crystal_from_structure, load_structure
+from xrdnb import (
+    BENCHMARK_NAMES,
+    StructureError,
+    benchmark_table,
+    crystal_family,
+    crystal_from_structure,
+    load_structure,
+)
 from xrdnb.lattice import cell_volume, lattice_matrix, metric_tensor, reciprocal_metric_tensor, is_valid_lattice
 
 FAMILIES = {
-    "Au2S": "cubic", "SrTe": "cubic", "U2Ti": "hexagonal", "NaInS2": "hexagonal", "BPO4": "tetragonal",
-    "NdAl2Cu4": "tetragonal", "BaTiO3": "orthorhombic", "LiCSN": "orthorhombic", "Na3MnCoNiO6": "monoclinic",
+    "Au2S": "cubic",
+    "SrTe": "cubic",
+    "U2Ti": "hexagonal",
+    "NaInS2": "hexagonal",
+    "BPO4": "tetragonal",
+    "NdAl2Cu4": "tetragonal",
+    "BaTiO3": "orthorhombic",
+    "LiCSN": "orthorhombic",
+    "Na3MnCoNiO6": "monoclinic",
     "Gd4B3C4": "triclinic",
 }
 

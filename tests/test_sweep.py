@@ -42,8 +42,23 @@ def test_grid_expansion():
 def test_rows_are_tidy(reference):
     cells = SMOKE.cells()
     assert len(reference) == len(cells) * SMOKE.n_copies
-    for column in ("structure", "noise_type", "noise_level", "loss", "constrained", "lr", "seed", "ltol", "amd_k", "match",
-                   "similarity_cosine", "start_similarity_cosine", "final_a", "true_a", "stop_reason"):
+    for column in (
+        "structure",
+        "noise_type",
+        "noise_level",
+        "loss",
+        "constrained",
+        "lr",
+        "seed",
+        "ltol",
+        "amd_k",
+        "match",
+        "similarity_cosine",
+        "start_similarity_cosine",
+        "final_a",
+        "true_a",
+        "stop_reason",
+    ):
         assert column in reference.columns
     assert set(reference.stop_reason) <= {"converged", "max_steps", "invalid_lattice"}
 
@@ -86,15 +101,31 @@ def test_local_workers_and_dask_cluster_give_same_rows(tmp_path, reference):
 
 def test_config_file_and_errors(tmp_path):
     config = tmp_path / "sweep.yml"
-    config.write_text("structures: [SrTe]\nlattice_levels: [0.05]\ncoordinate_levels: []\nlosses: [cosine]\nn_copies: 2\nmax_steps: 3\n")
+    config.write_text(
+        "structures: [SrTe]\nlattice_levels: [0.05]\ncoordinate_levels: []\nlosses: [cosine]\nn_copies: 2\nmax_steps: 3\n"
+    )
     out = subprocess.run(
-        [sys.executable, "-m", "xrdnb.cli", "sweep", "--config", str(config), "--results", str(tmp_path / "r"), "--quiet"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "xrdnb.cli",
+            "sweep",
+            "--config",
+            str(config),
+            "--results",
+            str(tmp_path / "r"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "2 cells, 4 rows" in out.stdout
     with pytest.raises(ValueError, match="unknown sweep settings"):
         sw.SweepSpec.from_dict({"structures": ["SrTe"], "lattice_levels": [], "coordinate_levels": [], "speed": 3})
-    bad = subprocess.run([sys.executable, "-m", "xrdnb.cli", "sweep", "--profile", "huge"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "xrdnb.cli", "sweep", "--profile", "huge"], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "unknown profile" in bad.stderr
 
 
@@ -113,7 +144,8 @@ def test_device_is_checked_before_any_cell_runs(tmp_path):
         assert not (tmp_path / "r" / "cells").exists()  # nothing ran, nothing written
         bad = subprocess.run(
             [sys.executable, "-m", "xrdnb.cli", "sweep", "--device", "cuda", "--results", str(tmp_path / "cli")],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         assert bad.returncode == 2 and "sees no CUDA GPU" in bad.stderr
 
@@ -176,8 +208,11 @@ def test_default_workers_is_one_per_core(tmp_path):
     for bad in (-1, "-1", "two", 1.5, True):
         with pytest.raises(ValueError, match="whole number"):
             resolve_workers(bad, 4)
-    out = subprocess.run([sys.executable, "-m", "xrdnb.cli", "sweep", "--profile", "smoke", "--workers", "-1", "--list"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "xrdnb.cli", "sweep", "--profile", "smoke", "--workers", "-1", "--list"],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 2 and "whole number" in out.stderr and "Traceback" not in out.stderr
 
 
@@ -185,7 +220,19 @@ def test_two_sweeps_on_one_folder_share_the_work(tmp_path):
     """Two `xrdnb sweep` processes at once on one results folder, twice: every cell once, only its
     own rows, no claim or temporary file left, and a third run finds nothing to do."""
     folder = tmp_path / "shared"
-    cmd = [sys.executable, "-m", "xrdnb.cli", "sweep", "--profile", "smoke", "--results", str(folder), "--quiet", "--workers", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "xrdnb.cli",
+        "sweep",
+        "--profile",
+        "smoke",
+        "--results",
+        str(folder),
+        "--quiet",
+        "--workers",
+        "0",
+    ]
     for _ in range(2):
         procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
         for proc in procs:

@@ -61,7 +61,9 @@ def in_family_lattices(family, n=32, seed=1):
 @pytest.mark.parametrize("family", CRYSTAL_FAMILIES)
 def test_matches_si_formula(family):
     x = random_lattices()
-    np.testing.assert_allclose(project_lattice(x, family).numpy(), reference_projection(x.numpy(), family), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        project_lattice(x, family).numpy(), reference_projection(x.numpy(), family), rtol=0, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("family", CRYSTAL_FAMILIES)

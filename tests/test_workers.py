@@ -23,10 +23,12 @@ def die_on(x):
 def test_results_come_back_and_one_failure_costs_only_its_task(workers, start_method):
     results, errors = {}, {}
     run_tasks(
-        square_or_fail, [(x,) for x in range(6)],
+        square_or_fail,
+        [(x,) for x in range(6)],
         on_result=lambda task, value: results.update({task[0]: value}),
         on_error=lambda task, exc: errors.update({task[0]: str(exc)}),
-        workers=workers, start_method=start_method,
+        workers=workers,
+        start_method=start_method,
     )
     assert results == {0: 0, 1: 1, 2: 4, 4: 16, 5: 25}
     assert errors == {3: "three is bad"}
@@ -40,7 +42,8 @@ def test_without_on_error_the_exception_stops_the_run():
 def test_a_dead_worker_fails_its_tasks_and_not_the_finished_ones():
     results, errors = {}, {}
     run_tasks(
-        die_on, [(0,), (1,), (2,)],
+        die_on,
+        [(0,), (1,), (2,)],
         on_result=lambda task, value: results.update({task[0]: value}),
         on_error=lambda task, exc: errors.update({task[0]: str(exc)}),
         workers=1,
@@ -61,7 +64,19 @@ def test_workers_do_not_outlive_a_killed_sweep(tmp_path):
     import sys
     import time
 
-    cmd = [sys.executable, "-m", "xrdnb.cli", "sweep", "--profile", "smoke", "--workers", "2", "--results", str(tmp_path), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "xrdnb.cli",
+        "sweep",
+        "--profile",
+        "smoke",
+        "--workers",
+        "2",
+        "--results",
+        str(tmp_path),
+        "--quiet",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     children = []

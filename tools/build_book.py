@@ -231,9 +231,7 @@ def execute(nb: Path, params: dict, profile: str, timeout: float | None) -> floa
         where = f"; partly executed copy: {failed.relative_to(ROOT)}" if failed.exists() else ""
         summary = str(exc).strip().splitlines()
         detail = "\n".join(summary[:40])
-        raise BuildError(
-            f"notebook {nb.relative_to(ROOT)} failed after {elapsed:.1f} s{where}\n{detail}"
-        ) from exc
+        raise BuildError(f"notebook {nb.relative_to(ROOT)} failed after {elapsed:.1f} s{where}\n{detail}") from exc
     elapsed = time.perf_counter() - t0
     executed = nbformat.read(partial, as_version=4)
     executed.metadata["xrdnb"] = {
@@ -256,8 +254,7 @@ def reuse(nb: Path) -> None:
 
         meta = nbformat.read(target, as_version=4).metadata.get("xrdnb")
         if meta:
-            print(f"  {nb.stem}: reusing executed copy "
-                  f"(profile {meta.get('profile')!r}, {meta.get('executed', '?')})")
+            print(f"  {nb.stem}: reusing executed copy (profile {meta.get('profile')!r}, {meta.get('executed', '?')})")
         else:
             print(f"  WARNING {nb.stem}: the staged copy was never executed (no outputs)")
         return
@@ -284,23 +281,28 @@ def parse_args(argv=None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0],
         epilog="Parameters per profile live in notebooks/profiles.yml; HTML lands in _build/html.",
     )
-    p.add_argument("--profile", default="book",
-                   help="parameter profile from notebooks/profiles.yml (default: book)")
-    p.add_argument("--only", metavar="STEM", action="append", default=[],
-                   help="execute only this notebook (repeatable); the other chapters reuse "
-                        "their previously executed copies")
-    p.add_argument("--skip-execute", action="store_true",
-                   help="execute nothing; rebuild the HTML from the executed copies")
-    p.add_argument("--timeout", type=float, default=3600.0,
-                   help="per-cell execution timeout in seconds, 0 = none (default: 3600)")
-    p.add_argument("--keep-going", action="store_true",
-                   help="execute the remaining chapters after a failure (the build still fails)")
-    p.add_argument("--toc", type=Path, default=ROOT / "_toc.yml",
-                   help="table of contents to use instead of _toc.yml")
-    p.add_argument("--strict", action="store_true",
-                   help="fail if _toc.yml lists a file that does not exist")
-    p.add_argument("--no-html", action="store_true",
-                   help="execute the notebooks but do not run jupyter-book")
+    p.add_argument("--profile", default="book", help="parameter profile from notebooks/profiles.yml (default: book)")
+    p.add_argument(
+        "--only",
+        metavar="STEM",
+        action="append",
+        default=[],
+        help="execute only this notebook (repeatable); the other chapters reuse their previously executed copies",
+    )
+    p.add_argument(
+        "--skip-execute", action="store_true", help="execute nothing; rebuild the HTML from the executed copies"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=3600.0, help="per-cell execution timeout in seconds, 0 = none (default: 3600)"
+    )
+    p.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="execute the remaining chapters after a failure (the build still fails)",
+    )
+    p.add_argument("--toc", type=Path, default=ROOT / "_toc.yml", help="table of contents to use instead of _toc.yml")
+    p.add_argument("--strict", action="store_true", help="fail if _toc.yml lists a file that does not exist")
+    p.add_argument("--no-html", action="store_true", help="execute the notebooks but do not run jupyter-book")
     return p.parse_args(argv)
 
 
@@ -330,8 +332,7 @@ def main(argv=None) -> int:
     params = load_profile(args.profile, stems)
     unknown_only = sorted(set(args.only) - set(stems))
     if unknown_only:
-        raise BuildError(f"--only {', '.join(unknown_only)}: not a chapter "
-                         f"(chapters: {', '.join(stems) or 'none'})")
+        raise BuildError(f"--only {', '.join(unknown_only)}: not a chapter (chapters: {', '.join(stems) or 'none'})")
     if args.only and args.skip_execute:
         raise BuildError("--only and --skip-execute exclude each other")
 
@@ -363,8 +364,14 @@ def main(argv=None) -> int:
 
     if not args.no_html:
         cmd = jupyter_book_cmd() + [
-            "build", str(STAGE), "--path-output", str(ROOT),
-            "--all", "-W", "-n", "--keep-going",
+            "build",
+            str(STAGE),
+            "--path-output",
+            str(ROOT),
+            "--all",
+            "-W",
+            "-n",
+            "--keep-going",
         ]
         print("$ " + " ".join(cmd), flush=True)
         if subprocess.run(cmd, cwd=ROOT).returncode != 0:

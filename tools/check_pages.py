@@ -207,7 +207,16 @@ def plain_text(text: str) -> str:
 
 
 def normalise(text: str) -> str:
-    table = {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-", "\u2026": "...", "\xa0": " "}
+    table = {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2026": "...",
+        "\xa0": " ",
+    }
     for old, new in table.items():
         text = text.replace(old, new)
     text = re.sub(r"-{2,}", "-", text)
@@ -227,7 +236,9 @@ def collect_pages(site: Path, toc_path: Path) -> list[Page]:
     root_entry = strip_suffix(str(toc.get("root", ""))) if toc.get("root") else None
     if root_entry != "index":
         root = next((p for p in pages if p.name == root_entry), None)
-        front = Page("index", site / "index.html", root.source if root else None, root.expected_title if root else None, False)
+        front = Page(
+            "index", site / "index.html", root.source if root else None, root.expected_title if root else None, False
+        )
         pages.insert(0, front)
     return pages
 
@@ -293,7 +304,11 @@ def _wait(predicate, timeout: float, step: float = 0.1):
 def _is_offline_failure(message: str, base_url: str) -> bool:
     """A network-level failure to load a resource from a host other than the local server."""
     url = message.split(" ", 1)[0]
-    return bool(OFFLINE_ERRORS.search(message)) and url.startswith(("http://", "https://")) and not url.startswith(base_url)
+    return (
+        bool(OFFLINE_ERRORS.search(message))
+        and url.startswith(("http://", "https://"))
+        and not url.startswith(base_url)
+    )
 
 
 def check_page(driver, page: Page, base_url: str, site: Path, screenshots: Path, strict_external: bool = False) -> None:
@@ -338,7 +353,9 @@ def check_page(driver, page: Page, base_url: str, site: Path, screenshots: Path,
         page.failures.append(f"broken image: {src}")
     page.notes.append(f"{len(images)} image{'s' * (len(images) != 1)}")
     if page.is_notebook and not images and page.name not in NO_FIGURE_PAGES:
-        page.failures.append("no figure: a notebook chapter must show at least one image (or be listed in NO_FIGURE_PAGES)")
+        page.failures.append(
+            "no figure: a notebook chapter must show at least one image (or be listed in NO_FIGURE_PAGES)"
+        )
 
     severe = [entry for entry in driver.get_log("browser") if entry.get("level") == "SEVERE"]
     ignored = 0
@@ -377,10 +394,14 @@ def save_full_page_screenshot(driver, path: Path) -> None:
     size = metrics.get("cssContentSize") or metrics["contentSize"]
     width = max(1, int(metrics.get("cssLayoutViewport", {}).get("clientWidth") or size["width"]))
     height = max(1, min(int(size["height"]), MAX_SCREENSHOT_HEIGHT))
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
     try:
         shot = driver.execute_cdp_cmd(
-            "Page.captureScreenshot", {"format": "png", "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}}
+            "Page.captureScreenshot",
+            {"format": "png", "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}},
         )
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
@@ -392,12 +413,34 @@ def save_full_page_screenshot(driver, path: Path) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--site", type=Path, default=ROOT / "_build" / "html", help="built HTML folder (default _build/html)")
-    parser.add_argument("--toc", type=Path, default=ROOT / "_toc.yml", help="table of contents; sources are found relative to it (default _toc.yml)")
-    parser.add_argument("--screenshots", type=Path, default=ROOT / "_build" / "screenshots", help="folder for one PNG per page (default _build/screenshots)")
-    parser.add_argument("--chromium", default=os.environ.get("CHROMIUM", CHROMIUM), help=f"Chromium binary (default {CHROMIUM})")
-    parser.add_argument("--strict-external", action="store_true", help="fail on external resources this machine cannot reach (default: warn)")
-    parser.add_argument("--chromedriver", default=os.environ.get("CHROMEDRIVER", CHROMEDRIVER), help=f"ChromeDriver binary (default {CHROMEDRIVER})")
+    parser.add_argument(
+        "--site", type=Path, default=ROOT / "_build" / "html", help="built HTML folder (default _build/html)"
+    )
+    parser.add_argument(
+        "--toc",
+        type=Path,
+        default=ROOT / "_toc.yml",
+        help="table of contents; sources are found relative to it (default _toc.yml)",
+    )
+    parser.add_argument(
+        "--screenshots",
+        type=Path,
+        default=ROOT / "_build" / "screenshots",
+        help="folder for one PNG per page (default _build/screenshots)",
+    )
+    parser.add_argument(
+        "--chromium", default=os.environ.get("CHROMIUM", CHROMIUM), help=f"Chromium binary (default {CHROMIUM})"
+    )
+    parser.add_argument(
+        "--strict-external",
+        action="store_true",
+        help="fail on external resources this machine cannot reach (default: warn)",
+    )
+    parser.add_argument(
+        "--chromedriver",
+        default=os.environ.get("CHROMEDRIVER", CHROMEDRIVER),
+        help=f"ChromeDriver binary (default {CHROMEDRIVER})",
+    )
     return parser
 
 
@@ -444,8 +487,10 @@ def main(argv=None) -> int:
 
     unreachable = sorted({url for p in pages for url in p.unreachable})
     if unreachable:
-        print(f"\nwarning: {len(unreachable)} external resource(s) could not be reached from this machine; "
-              "readers without network access will not get them:")
+        print(
+            f"\nwarning: {len(unreachable)} external resource(s) could not be reached from this machine; "
+            "readers without network access will not get them:"
+        )
         for url in unreachable:
             print(f"  {url}")
     failed = [p for p in pages if p.failures]

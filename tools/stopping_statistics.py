@@ -32,8 +32,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=Path("results/stopping"))
     parser.add_argument("--workers", default="auto")
-    parser.add_argument("--write-partial", action="store_true", help="write the statistics of the finished cells, run nothing")
-    parser.add_argument("--note", default="", help="a line for the header (e.g. where and with which commit the cells ran)")
+    parser.add_argument(
+        "--write-partial", action="store_true", help="write the statistics of the finished cells, run nothing"
+    )
+    parser.add_argument(
+        "--note", default="", help="a line for the header (e.g. where and with which commit the cells ran)"
+    )
     args = parser.parse_args(argv)
     spec = SweepSpec.from_dict(yaml.safe_load((HERE / "stopping_statistics.yml").read_text()))
     cells = spec.cells()
@@ -43,7 +47,9 @@ def main(argv=None) -> int:
         rows = run_sweep(cells, args.results, workers=args.workers, progress=True)
     done = rows["cell_id"].nunique() if len(rows) else 0
     table = measure_stopping(rows)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+    ).stdout.strip()
     header = [
         "# Steps per copy under the SI stopping rule, measured by xrdnb.estimate.measure_stopping on the sweep",
         "# tools/stopping_statistics.yml (python tools/stopping_statistics.py)",

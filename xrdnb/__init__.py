@@ -10,7 +10,19 @@ projectors) and ``distortions`` → ``losses`` → ``optimize`` (batched gradien
 ``evaluate`` (StructureMatcher, AMD, similarities) → ``sweep`` (resumable grids).
 """
 
-from . import distortions, evaluate, lattice, losses, optimize, peaks, profiles, reflections, scattering, sweep, symmetry
+from . import (
+    distortions,
+    evaluate,
+    lattice,
+    losses,
+    optimize,
+    peaks,
+    profiles,
+    reflections,
+    scattering,
+    sweep,
+    symmetry,
+)
 
 from .crystal import Crystal, crystal_from_structure
 from .pattern import DEFAULT_SETTINGS, Reflections, XRDSettings, compute_reflections, render_pattern, simulate_pattern

@@ -121,35 +121,39 @@ def _paper_table(rows: list[list[str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, index=SI_INDEX, columns=list(SI_COLUMNS))
 
 
-PAPER_TABLE_S1_TEXT = _paper_table([
-    ["0.76", "0.59", "0.31", "0.58", "0.79"],
-    ["0.43", "0.4", "0.53", "0.32", "0.83"],
-    ["0.36", "0.27", "0.39", "0.29", "0.76"],
-    ["0.16", "0.1", "0.23", "0.22", "0.72"],
-    ["0.05", "0.1", "0.13", "0.13", "0.65"],
-    ["-0.64", "0.23", "-0.6", "", "-"],
-    ["-0.72", "0.27", "-0.55", "", "-"],
-    ["-0.64", "0.46", "-0.64", "-0.82", "-"],
-    ["-0.02", "0.51", "-0.27", "-0.18", "-"],
-    ["0.52", "0.48", "0.43", "0.41", "-"],
-])
+PAPER_TABLE_S1_TEXT = _paper_table(
+    [
+        ["0.76", "0.59", "0.31", "0.58", "0.79"],
+        ["0.43", "0.4", "0.53", "0.32", "0.83"],
+        ["0.36", "0.27", "0.39", "0.29", "0.76"],
+        ["0.16", "0.1", "0.23", "0.22", "0.72"],
+        ["0.05", "0.1", "0.13", "0.13", "0.65"],
+        ["-0.64", "0.23", "-0.6", "", "-"],
+        ["-0.72", "0.27", "-0.55", "", "-"],
+        ["-0.64", "0.46", "-0.64", "-0.82", "-"],
+        ["-0.02", "0.51", "-0.27", "-0.18", "-"],
+        ["0.52", "0.48", "0.43", "0.41", "-"],
+    ]
+)
 """SI Table S1 (Pearson) as printed, with ``""`` for a blank cell and ``"-"`` for a dash.
 
 :meta hide-value:
 """
 
-PAPER_TABLE_S2_TEXT = _paper_table([
-    ["0.93", "0.61", "0.65", "0.61", "0.65"],
-    ["0.47", "0.43", "0.58", "0.35", "0.89"],
-    ["0.39", "0.29", "0.39", "0.26", "0.77"],
-    ["0.18", "0.1", "0.25", "0.2", "0.67"],
-    ["0.3", "0.13", "0.12", "0.13", "0.55"],
-    ["-0.67", "0.74", "-0.64", "", "-"],
-    ["-0.64", "0.78", "-0.51", "", "-"],
-    ["-0.55", "0.84", "-0.62", "-0.79", "-"],
-    ["-0.06", "0.63", "-0.46", "-0.27", "-"],
-    ["0.5", "0.52", "0.28", "0.26", "-"],
-])
+PAPER_TABLE_S2_TEXT = _paper_table(
+    [
+        ["0.93", "0.61", "0.65", "0.61", "0.65"],
+        ["0.47", "0.43", "0.58", "0.35", "0.89"],
+        ["0.39", "0.29", "0.39", "0.26", "0.77"],
+        ["0.18", "0.1", "0.25", "0.2", "0.67"],
+        ["0.3", "0.13", "0.12", "0.13", "0.55"],
+        ["-0.67", "0.74", "-0.64", "", "-"],
+        ["-0.64", "0.78", "-0.51", "", "-"],
+        ["-0.55", "0.84", "-0.62", "-0.79", "-"],
+        ["-0.06", "0.63", "-0.46", "-0.27", "-"],
+        ["0.5", "0.52", "0.28", "0.26", "-"],
+    ]
+)
 """SI Table S2 (Spearman) as printed, with ``""`` for a blank cell and ``"-"`` for a dash.
 
 :meta hide-value:
@@ -320,7 +324,9 @@ def correlations(x, y, *, mi_neighbors: int = 3, random_state: int = 0) -> Corre
     pearson = _pearson(x, y)
     spearman = _pearson(_ranks(x), _ranks(y))
     if x.size <= mi_neighbors:
-        return Correlation(pearson, spearman, math.nan, int(x.size), f"mutual information needs more than {mi_neighbors} samples")
+        return Correlation(
+            pearson, spearman, math.nan, int(x.size), f"mutual information needs more than {mi_neighbors} samples"
+        )
     from sklearn.feature_selection import mutual_info_regression
 
     mi = mutual_info_regression(
@@ -329,7 +335,9 @@ def correlations(x, y, *, mi_neighbors: int = 3, random_state: int = 0) -> Corre
     return Correlation(pearson, spearman, float(mi), int(x.size), "")
 
 
-def _hierarchical_indices(codes: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _hierarchical_indices(
+    codes: np.ndarray, n_bootstrap: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Row indices ``(n_bootstrap, L)`` and a validity mask: groups, then members within groups."""
     n_groups = int(codes.max()) + 1
     members = [np.flatnonzero(codes == g) for g in range(n_groups)]
@@ -451,7 +459,9 @@ def bootstrap_ci(
 # --------------------------------------------------------------------------- tables
 
 
-def select_learning_rates(rows: pd.DataFrame, lattice: float | None = None, coordinates: float | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
+def select_learning_rates(
+    rows: pd.DataFrame, lattice: float | None = None, coordinates: float | None = None
+) -> tuple[pd.DataFrame, dict[str, float]]:
     """Keep one learning rate per noise type (the tables are per learning rate).
 
     Parameters
@@ -485,7 +495,9 @@ def select_learning_rates(rows: pd.DataFrame, lattice: float | None = None, coor
         if wanted is not None:
             matches = [lr for lr in lrs if np.isclose(lr, wanted)]
             if not matches:
-                raise ValueError(f"no {noise_type} runs with lr = {wanted:g}; available: {', '.join(f'{v:g}' for v in lrs)}")
+                raise ValueError(
+                    f"no {noise_type} runs with lr = {wanted:g}; available: {', '.join(f'{v:g}' for v in lrs)}"
+                )
             lr = matches[0]
         elif len(lrs) == 1:
             lr = lrs[0]
@@ -566,20 +578,37 @@ def correlation_cells(
     x_column = amd_column or f"{prefix}amd_distance"
     levels = rows["noise_level"].map(_level_key) if len(rows) else pd.Series(dtype=float)
     out = []
-    for (label, level) in SI_INDEX:
+    for label, level in SI_INDEX:
         noise_type = "lattice" if label == "Lattice" else "coordinates"
         at_level = rows[(rows["noise_type"] == noise_type) & (levels == _level_key(level))] if len(rows) else rows
         for column in columns:
             loss, constrained = COLUMN_RUNS[column]
-            record = dict(noise_type=noise_type, noise_level=level, row=(label, level), column=column, n=0,
-                          n_structures=0, n_dropped=0, pearson=math.nan, pearson_lo=math.nan, pearson_hi=math.nan,
-                          spearman=math.nan, spearman_lo=math.nan, spearman_hi=math.nan,
-                          mutual_information=math.nan, reason="")
+            record = dict(
+                noise_type=noise_type,
+                noise_level=level,
+                row=(label, level),
+                column=column,
+                n=0,
+                n_structures=0,
+                n_dropped=0,
+                pearson=math.nan,
+                pearson_lo=math.nan,
+                pearson_hi=math.nan,
+                spearman=math.nan,
+                spearman_lo=math.nan,
+                spearman_hi=math.nan,
+                mutual_information=math.nan,
+                reason="",
+            )
             if constrained and noise_type == "coordinates":
                 record["reason"] = _NOT_RUN
                 out.append(record)
                 continue
-            sub = at_level[(at_level["loss"] == loss) & (at_level["constrained"].astype(bool) == constrained)] if len(at_level) else at_level
+            sub = (
+                at_level[(at_level["loss"] == loss) & (at_level["constrained"].astype(bool) == constrained)]
+                if len(at_level)
+                else at_level
+            )
             if sub.empty:
                 record["reason"] = "no runs"
                 out.append(record)
@@ -588,13 +617,26 @@ def correlation_cells(
             y = sub[f"{prefix}similarity_{loss}"].to_numpy(dtype=np.float64)
             finite = np.isfinite(x) & np.isfinite(y)
             corr = correlations(x, y, mi_neighbors=mi_neighbors)
-            record.update(n=corr.n, n_structures=int(sub.loc[finite, "structure"].nunique()),
-                          n_dropped=int((~finite).sum()), pearson=corr.pearson, spearman=corr.spearman,
-                          mutual_information=corr.mutual_information, reason=corr.reason)
+            record.update(
+                n=corr.n,
+                n_structures=int(sub.loc[finite, "structure"].nunique()),
+                n_dropped=int((~finite).sum()),
+                pearson=corr.pearson,
+                spearman=corr.spearman,
+                mutual_information=corr.mutual_information,
+                reason=corr.reason,
+            )
             if n_bootstrap and not corr.reason:
                 for method in ("pearson", "spearman"):
-                    lo, hi = bootstrap_ci(x, y, sub["structure"].to_numpy(), method=method, n_bootstrap=n_bootstrap,
-                                          confidence=confidence, seed=seed)
+                    lo, hi = bootstrap_ci(
+                        x,
+                        y,
+                        sub["structure"].to_numpy(),
+                        method=method,
+                        n_bootstrap=n_bootstrap,
+                        confidence=confidence,
+                        seed=seed,
+                    )
                     record[f"{method}_lo"], record[f"{method}_hi"] = lo, hi
             out.append(record)
     return pd.DataFrame(out)
@@ -762,7 +804,9 @@ def _get(table: pd.DataFrame | None, label: str, level: float, column: str) -> f
     return float(table.loc[(label, level), column])
 
 
-def evaluate_claims(table: pd.DataFrame, lo: pd.DataFrame | None = None, hi: pd.DataFrame | None = None) -> pd.DataFrame:
+def evaluate_claims(
+    table: pd.DataFrame, lo: pd.DataFrame | None = None, hi: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Check the paper's three qualitative claims on one correlation table.
 
     1. The unconstrained cosine correlation falls from lattice noise 0.01 to 0.2.
@@ -814,10 +858,18 @@ def evaluate_claims(table: pd.DataFrame, lo: pd.DataFrame | None = None, hi: pd.
     if v == "holds" and np.isfinite(lo_first) and np.isfinite(hi_last):
         strength = "CIs separated" if hi_last < lo_first else "CIs overlap"
     steps = sum(b < a for a, b in zip(series, series[1:]))
-    evidence = (f"lattice cosine: {', '.join(_fmt(s, 2) for s in series)} at levels 0.01…0.2 "
-                f"(0.2 − 0.01 = {_fmt(last - first, 2)}; falls in {steps} of 4 steps)")
-    results.append(dict(claim="(i) unconstrained cosine correlation falls from lattice 0.01 to 0.2",
-                        verdict=v, strength=strength, evidence=evidence))
+    evidence = (
+        f"lattice cosine: {', '.join(_fmt(s, 2) for s in series)} at levels 0.01…0.2 "
+        f"(0.2 − 0.01 = {_fmt(last - first, 2)}; falls in {steps} of 4 steps)"
+    )
+    results.append(
+        dict(
+            claim="(i) unconstrained cosine correlation falls from lattice 0.01 to 0.2",
+            verdict=v,
+            strength=strength,
+            evidence=evidence,
+        )
+    )
 
     # (ii)
     levels = [lv for lv in SI_LEVELS["lattice"] if lv >= 0.05]
@@ -830,9 +882,14 @@ def evaluate_claims(table: pd.DataFrame, lo: pd.DataFrame | None = None, hi: pd.
         strength = f"CIs separated at {sum(sep)} of {len(levels)} levels"
     evidence = "; ".join(f"{lv:g}: {_fmt(c, 2)} vs {_fmt(u, 2)}" for lv, (c, u) in zip(levels, pairs))
     n_ok = sum(c >= u for c, u in pairs)
-    results.append(dict(claim="(ii) constrained ≥ unconstrained cosine at every lattice level ≥ 0.05",
-                        verdict=v, strength=strength,
-                        evidence=f"constrained vs unconstrained: {evidence} ({n_ok} of {len(levels)} levels)"))
+    results.append(
+        dict(
+            claim="(ii) constrained ≥ unconstrained cosine at every lattice level ≥ 0.05",
+            verdict=v,
+            strength=strength,
+            evidence=f"constrained vs unconstrained: {evidence} ({n_ok} of {len(levels)} levels)",
+        )
+    )
 
     # (iii)
     levels = SI_LEVELS["coordinates"][:3]
@@ -847,9 +904,14 @@ def evaluate_claims(table: pd.DataFrame, lo: pd.DataFrame | None = None, hi: pd.
         for col in (cos, ent)
     )
     n_neg = sum(val < 0 for val in values.values())
-    results.append(dict(claim="(iii) coordinate-noise cosine and entropy correlations are negative at levels 0.001, 0.005, 0.01",
-                        verdict=v, strength=strength,
-                        evidence=f"{evidence} at 0.001, 0.005, 0.01 ({n_neg} of {len(values)} negative)"))
+    results.append(
+        dict(
+            claim="(iii) coordinate-noise cosine and entropy correlations are negative at levels 0.001, 0.005, 0.01",
+            verdict=v,
+            strength=strength,
+            evidence=f"{evidence} at 0.001, 0.005, 0.01 ({n_neg} of {len(values)} negative)",
+        )
+    )
     return pd.DataFrame(results)
 
 

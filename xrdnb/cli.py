@@ -67,13 +67,25 @@ def _workers(text: str) -> int | str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xrdnb", description="Differentiable powder XRD (Segal et al. 2026, SI §1.2).")
+    parser = argparse.ArgumentParser(
+        prog="xrdnb", description="Differentiable powder XRD (Segal et al. 2026, SI §1.2)."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p):
         p.add_argument("structures", nargs="+", metavar="CIF", help="CIF files or benchmark names (e.g. BPO4)")
-        p.add_argument("--wavelength", type=_wavelength, default=1.54184, help="Å, or a name such as CuKa, MoKa (default CuKa 1.54184)")
-        p.add_argument("--two-theta-max", type=_number(0, 179.999, "--two-theta-max (degrees)"), default=90.0, help="upper end of 2θ in degrees (default 90)")
+        p.add_argument(
+            "--wavelength",
+            type=_wavelength,
+            default=1.54184,
+            help="Å, or a name such as CuKa, MoKa (default CuKa 1.54184)",
+        )
+        p.add_argument(
+            "--two-theta-max",
+            type=_number(0, 179.999, "--two-theta-max (degrees)"),
+            default=90.0,
+            help="upper end of 2θ in degrees (default 90)",
+        )
         p.add_argument("--out", type=Path, help="folder for one CSV per structure")
 
     peaks = sub.add_parser("peaks", help="list reflections merged as pymatgen does (h k l, 2θ, d, intensities)")
@@ -82,7 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     pattern = sub.add_parser("pattern", help="write the pseudo-Voigt pattern (two_theta, intensity) as CSV")
     common(pattern)
-    pattern.add_argument("--two-theta-step", type=_number(0, 10, "--two-theta-step (degrees)"), default=0.01, help="grid step in degrees (default 0.01)")
+    pattern.add_argument(
+        "--two-theta-step",
+        type=_number(0, 10, "--two-theta-step (degrees)"),
+        default=0.01,
+        help="grid step in degrees (default 0.01)",
+    )
     pattern.add_argument("--method", choices=["auto", "dense", "fast"], default="auto", help="renderer (default auto)")
     pattern.set_defaults(run=_run_pattern)
 
@@ -91,12 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--config", type=Path, help="YAML or JSON file of SweepSpec fields (overrides the profile)")
     sweep.add_argument("--results", type=Path, help="results folder (default results/<profile>)")
     sweep.add_argument(
-        "--workers", type=_workers, default="auto", help="local worker processes, 0 for in-process (default auto: one per core)"
+        "--workers",
+        type=_workers,
+        default="auto",
+        help="local worker processes, 0 for in-process (default auto: one per core)",
     )
-    sweep.add_argument("--device", default="cpu", help="where gradient descent runs: cpu, cuda, cuda:N or auto (default cpu)")
+    sweep.add_argument(
+        "--device", default="cpu", help="where gradient descent runs: cpu, cuda, cuda:N or auto (default cpu)"
+    )
     sweep.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
     sweep.add_argument(
-        "--batch-cells", action=argparse.BooleanOptionalAction, default=None,
+        "--batch-cells",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="advance the cells of a structure and noise type as one batch (default: on with CUDA, off on the CPU)",
     )
     sweep.add_argument("--structures", nargs="+", help="override the structures")
@@ -105,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seeds", type=int, nargs="+", help="override the seeds")
     sweep.add_argument("--list", action="store_true", help="list the cells and whether they are done, run nothing")
     sweep.add_argument(
-        "--estimate", action="store_true",
+        "--estimate",
+        action="store_true",
         help="print the plan (cells, copies, expected steps, measured cost per copy-step, wall time for --workers) and run nothing",
     )
     sweep.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -118,7 +143,10 @@ def _run_sweep(args) -> int:
     from .device import resolve_device
 
     if args.profile not in sw.PROFILES:
-        print(f"xrdnb sweep: error: unknown profile {args.profile!r}; choose from {', '.join(sw.PROFILES)}", file=sys.stderr)
+        print(
+            f"xrdnb sweep: error: unknown profile {args.profile!r}; choose from {', '.join(sw.PROFILES)}",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     spec = sw.PROFILES[args.profile]
     if args.config:
@@ -131,7 +159,9 @@ def _run_sweep(args) -> int:
             print(f"xrdnb sweep: error: {args.config}: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
     try:
-        spec = sw.with_overrides(spec, structures=args.structures, n_copies=args.n_copies, max_steps=args.max_steps, seeds=args.seeds)
+        spec = sw.with_overrides(
+            spec, structures=args.structures, n_copies=args.n_copies, max_steps=args.max_steps, seeds=args.seeds
+        )
     except ValueError as exc:
         print(f"xrdnb sweep: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -154,8 +184,14 @@ def _run_sweep(args) -> int:
         return _print_estimate(cells, results, args)
     try:  # run_sweep checks the structures and the folder (sweep.check_sweep) before any cell
         rows = sw.run_sweep(
-            cells, results, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet, device=device,
-            start_method=start_method, batch_cells=args.batch_cells,
+            cells,
+            results,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            progress=not args.quiet,
+            device=device,
+            start_method=start_method,
+            batch_cells=args.batch_cells,
         )
     except (ValueError, OSError) as exc:
         print(f"xrdnb sweep: error: {exc}", file=sys.stderr)
@@ -171,7 +207,9 @@ def _print_estimate(cells, results, args) -> int:
 
     pending = [c for c in cells if not sw.is_finished(results, c)]
     workers = max(1, resolve_workers(args.workers, len(pending)))
-    print(f"{len(cells)} cells, {len(cells) - len(pending)} done; estimating the {len(pending)} to run on {workers} worker(s)")
+    print(
+        f"{len(cells)} cells, {len(cells) - len(pending)} done; estimating the {len(pending)} to run on {workers} worker(s)"
+    )
     if not pending:
         return 0
     batch = bool(args.batch_cells) if args.batch_cells is not None else args.device.startswith("cuda")
@@ -258,7 +296,9 @@ def main(argv=None) -> int:
             print(f"xrdnb {args.command}: error: {exc}", file=sys.stderr)
             failed += 1
         except Exception as exc:  # anything else still costs this input only, in one line
-            print(f"xrdnb {args.command}: error: {source}: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+            print(
+                f"xrdnb {args.command}: error: {source}: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr
+            )
             failed += 1
     return EXIT_BAD_INPUT if failed else 0
 

@@ -40,7 +40,9 @@ class Crystal:
         if self.frac_coords.shape != (b, n, 3):
             raise ValueError(f"frac_coords must be (B, N, 3), got {tuple(self.frac_coords.shape)}")
         if self.occupancy.shape != (n, len(self.elements)):
-            raise ValueError(f"occupancy must be (N, S) = ({n}, {len(self.elements)}), got {tuple(self.occupancy.shape)}")
+            raise ValueError(
+                f"occupancy must be (N, S) = ({n}, {len(self.elements)}), got {tuple(self.occupancy.shape)}"
+            )
 
     @property
     def batch_size(self) -> int:
@@ -102,9 +104,7 @@ class Crystal:
         lattice = self.lattice.detach().cpu().double().numpy()
         coords = self.frac_coords.detach().cpu().double().numpy()
         occupancy = self.occupancy.detach().cpu().double().numpy()
-        species = [
-            {el: float(occ) for el, occ in zip(self.elements, row) if occ > 0} for row in occupancy
-        ]
+        species = [{el: float(occ) for el, occ in zip(self.elements, row) if occ > 0} for row in occupancy]
         return [
             Structure(Lattice.from_parameters(*lat), species, xyz, coords_are_cartesian=False)
             for lat, xyz in zip(lattice, coords)

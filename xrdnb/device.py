@@ -41,7 +41,9 @@ def resolve_device(device: str | torch.device | None = "cpu") -> str:
         if not torch.cuda.is_available():
             raise ValueError(f"device {str(device)!r} asked for, but this torch ({torch.__version__}) sees no CUDA GPU")
         if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise ValueError(f"device {str(device)!r} asked for, but only {torch.cuda.device_count()} CUDA GPU(s) are visible")
+            raise ValueError(
+                f"device {str(device)!r} asked for, but only {torch.cuda.device_count()} CUDA GPU(s) are visible"
+            )
     elif parsed.type != "cpu":
         raise ValueError(f"device {str(device)!r}: xrdnb runs on 'cpu' or 'cuda'")
     return str(parsed)

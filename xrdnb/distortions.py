@@ -86,7 +86,9 @@ COORDINATE_UNITS = ("angstrom", "fractional")
 
 def _check_units(units: str) -> None:
     if units not in COORDINATE_UNITS:
-        raise ValueError(f"unknown coordinate-noise units {units!r}; valid: {', '.join(repr(u) for u in COORDINATE_UNITS)}")
+        raise ValueError(
+            f"unknown coordinate-noise units {units!r}; valid: {', '.join(repr(u) for u in COORDINATE_UNITS)}"
+        )
 
 
 def _check(sigma: float, n_copies: int) -> None:
@@ -254,7 +256,9 @@ def distort_coordinates(crystal: Crystal, sigma: float, n_copies: int, seed: int
     )
 
 
-def distort(crystal: Crystal, noise_type: str, sigma: float, n_copies: int, seed: int, units: str = "angstrom") -> Crystal:
+def distort(
+    crystal: Crystal, noise_type: str, sigma: float, n_copies: int, seed: int, units: str = "angstrom"
+) -> Crystal:
     """Distort ``crystal[0]`` with the given noise type (:func:`distort_lattice` or :func:`distort_coordinates`).
 
     Parameters

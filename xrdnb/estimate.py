@@ -34,7 +34,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["stopping_statistics", "measure_stopping", "step_cost", "estimate_sweep", "summarize_estimate", "format_estimate"]
+__all__ = [
+    "stopping_statistics",
+    "measure_stopping",
+    "step_cost",
+    "estimate_sweep",
+    "summarize_estimate",
+    "format_estimate",
+]
 
 RULE = ["patience", "tol", "max_steps"]
 """Columns that define a stopping rule."""
@@ -60,14 +67,27 @@ def stopping_statistics() -> pd.DataFrame:
 def measure_stopping(rows: pd.DataFrame) -> pd.DataFrame:
     """Stopping statistics (the columns of :func:`stopping_statistics`) of sweep result rows."""
     keys = ["noise_type", "loss", "constrained", *RULE]
-    per_cell = rows.groupby(["cell_id", *keys], sort=True).agg(
-        mean_steps=("steps", "mean"), max_steps_cell=("steps", "max"), copies=("steps", "size"),
-        budget=("stop_reason", lambda r: int((r == "max_steps").sum())),
-    ).reset_index()
-    out = per_cell.groupby(keys, sort=True).agg(
-        cells=("cell_id", "size"), copies=("copies", "sum"), mean_steps=("mean_steps", "mean"),
-        mean_max_steps=("max_steps_cell", "mean"), budget=("budget", "sum"),
-    ).reset_index()
+    per_cell = (
+        rows.groupby(["cell_id", *keys], sort=True)
+        .agg(
+            mean_steps=("steps", "mean"),
+            max_steps_cell=("steps", "max"),
+            copies=("steps", "size"),
+            budget=("stop_reason", lambda r: int((r == "max_steps").sum())),
+        )
+        .reset_index()
+    )
+    out = (
+        per_cell.groupby(keys, sort=True)
+        .agg(
+            cells=("cell_id", "size"),
+            copies=("copies", "sum"),
+            mean_steps=("mean_steps", "mean"),
+            mean_max_steps=("max_steps_cell", "mean"),
+            budget=("budget", "sum"),
+        )
+        .reset_index()
+    )
     out["share_budget"] = out.pop("budget") / out["copies"]
     return out
 
@@ -90,7 +110,9 @@ def _expected_steps(cell, statistics: pd.DataFrame) -> tuple[float, float, str]:
     return min(mean, cell.max_steps), min(slowest, cell.max_steps), source
 
 
-def step_cost(cell, *, steps: int = 3, batches: tuple[int, int] | None = None, device: str = "cpu") -> tuple[float, float]:
+def step_cost(
+    cell, *, steps: int = 3, batches: tuple[int, int] | None = None, device: str = "cpu"
+) -> tuple[float, float]:
     """Seconds per gradient-descent step of ``cell`` as ``(a, b)``: ``a + b · copies``.
 
     Measured on one thread with ``steps`` timed steps (after one warm-up) at two batch
@@ -138,7 +160,12 @@ def _cell_overhead(cell) -> float:
 
 
 def estimate_sweep(
-    cells: Sequence, *, calibration_steps: int = 3, progress: bool = False, batch_cells: bool = False, batch_copies: int = 128
+    cells: Sequence,
+    *,
+    calibration_steps: int = 3,
+    progress: bool = False,
+    batch_cells: bool = False,
+    batch_copies: int = 128,
 ) -> pd.DataFrame:
     """One row per cell: expected steps, copy-steps and seconds, measured on this machine.
 
@@ -168,12 +195,25 @@ def estimate_sweep(
         a, b = costs[key]
         copy_steps = mean * cell.n_copies
         seconds = a * slowest + b * copy_steps + overhead
-        out.append(dict(
-            cell_id=cell.cell_id, task=cell.cell_id, structure=cell.structure, noise_type=cell.noise_type, loss=cell.loss,
-            constrained=cell.constrained, n_copies=cell.n_copies, mean_steps=mean, max_steps_cell=slowest,
-            steps_source=source, copy_steps=copy_steps, seconds_per_copy_step=(seconds - overhead) / max(copy_steps, 1.0),
-            seconds=seconds, a=a, b=b,
-        ))
+        out.append(
+            dict(
+                cell_id=cell.cell_id,
+                task=cell.cell_id,
+                structure=cell.structure,
+                noise_type=cell.noise_type,
+                loss=cell.loss,
+                constrained=cell.constrained,
+                n_copies=cell.n_copies,
+                mean_steps=mean,
+                max_steps_cell=slowest,
+                steps_source=source,
+                copy_steps=copy_steps,
+                seconds_per_copy_step=(seconds - overhead) / max(copy_steps, 1.0),
+                seconds=seconds,
+                a=a,
+                b=b,
+            )
+        )
     table = pd.DataFrame(out)
     if batch_cells and len(table):
         from .sweep import batch_groups
@@ -182,7 +222,11 @@ def estimate_sweep(
         for number, group in enumerate(batch_groups(cells, max_copies=batch_copies)):
             rows = [position[c.cell_id] for c in group]
             part = table.iloc[rows]
-            total = float(part["a"].max() * part["max_steps_cell"].max() + (part["b"] * part["copy_steps"]).sum() + overhead * len(rows))
+            total = float(
+                part["a"].max() * part["max_steps_cell"].max()
+                + (part["b"] * part["copy_steps"]).sum()
+                + overhead * len(rows)
+            )
             share = part["copy_steps"] / part["copy_steps"].sum()
             table.loc[table.index[rows], "seconds"] = (total * share).to_numpy()
             table.loc[table.index[rows], "task"] = f"batch {number}"
@@ -204,22 +248,29 @@ def summarize_estimate(estimate: pd.DataFrame, workers: int) -> pd.DataFrame:
     """Per noise type and in total: cells, copies, mean steps per copy, copy-steps, CPU hours, wall hours."""
     groups = []
     for name, part in list(estimate.groupby("noise_type", sort=False)) + [("all", estimate)]:
-        groups.append(dict(
-            noise_type=name, cells=len(part), copies=int(part["n_copies"].sum()),
-            mean_steps_per_copy=float(part["copy_steps"].sum() / max(part["n_copies"].sum(), 1)),
-            copy_steps=float(part["copy_steps"].sum()),
-            ms_per_copy_step=1e3 * float((part["seconds_per_copy_step"] * part["copy_steps"]).sum() / max(part["copy_steps"].sum(), 1)),
-            cpu_hours=float(part["seconds"].sum() / 3600),
-            wall_hours=_makespan(part.groupby("task", sort=False)["seconds"].sum().tolist(), workers) / 3600,
-            steps_from="; ".join(sorted(part["steps_source"].unique())),
-        ))
+        groups.append(
+            dict(
+                noise_type=name,
+                cells=len(part),
+                copies=int(part["n_copies"].sum()),
+                mean_steps_per_copy=float(part["copy_steps"].sum() / max(part["n_copies"].sum(), 1)),
+                copy_steps=float(part["copy_steps"].sum()),
+                ms_per_copy_step=1e3
+                * float((part["seconds_per_copy_step"] * part["copy_steps"]).sum() / max(part["copy_steps"].sum(), 1)),
+                cpu_hours=float(part["seconds"].sum() / 3600),
+                wall_hours=_makespan(part.groupby("task", sort=False)["seconds"].sum().tolist(), workers) / 3600,
+                steps_from="; ".join(sorted(part["steps_source"].unique())),
+            )
+        )
     return pd.DataFrame(groups)
 
 
 def format_estimate(summary: pd.DataFrame, workers: int) -> str:
     """The summary as the text ``xrdnb sweep --estimate`` prints."""
-    lines = [f"{'noise type':<12}{'cells':>7}{'copies':>8}{'steps/copy':>12}{'copy-steps':>13}{'ms/copy-step':>14}"
-             f"{'CPU h':>8}{f'wall h ({workers} w)':>15}  steps from"]
+    lines = [
+        f"{'noise type':<12}{'cells':>7}{'copies':>8}{'steps/copy':>12}{'copy-steps':>13}{'ms/copy-step':>14}"
+        f"{'CPU h':>8}{f'wall h ({workers} w)':>15}  steps from"
+    ]
     for row in summary.itertuples():
         lines.append(
             f"{row.noise_type:<12}{row.cells:>7}{row.copies:>8}{row.mean_steps_per_copy:>12.0f}{row.copy_steps:>13.3g}"

@@ -129,7 +129,9 @@ def evaluate_copies(
         amd_dist[index] = amd_distances(structures, reference, amd_k)
         with torch.no_grad():
             target = simulate_pattern(truth, settings)[0]
-            values = all_similarities(simulate_pattern(sub, settings), target, half_width=half_width, step=settings.two_theta_step)
+            values = all_similarities(
+                simulate_pattern(sub, settings), target, half_width=half_width, step=settings.two_theta_step
+            )
         for name, value in values.items():
             sims[name][index] = value.numpy()
     rows["match"] = match

@@ -227,7 +227,9 @@ class Explorer:
         options = list(BENCHMARK_NAMES)
         if structure not in options:
             options.append(str(structure))
-        self.structure_dropdown = w.Dropdown(options=options, value=str(structure), description="ground truth", style=wide)
+        self.structure_dropdown = w.Dropdown(
+            options=options, value=str(structure), description="ground truth", style=wide
+        )
         self.upload = w.FileUpload(accept=".cif", multiple=False, description="upload CIF")
         self.reset_button = w.Button(description="back to ground truth", icon="undo")
         self.status = w.HTML()
@@ -241,27 +243,49 @@ class Explorer:
                 layout=w.Layout(width="340px"),
             )
         self.noise_type_dropdown = w.Dropdown(options=list(NOISE_TYPES), value=noise_type, description="noise")
-        self.noise_level_dropdown = w.Dropdown(options=self._levels(noise_type, noise_level), value=float(noise_level), description="σ")
+        self.noise_level_dropdown = w.Dropdown(
+            options=self._levels(noise_type, noise_level), value=float(noise_level), description="σ"
+        )
         self.seed_text = w.IntText(value=int(seed), description="seed", layout=w.Layout(width="160px"))
         self.draw_button = w.Button(description="draw distorted copy", icon="random")
         self.mode_dropdown = w.Dropdown(options=["lattice", "coordinates"], value=gd_mode, description="GD on")
         self.loss_dropdown = w.Dropdown(options=list(LOSS_NAMES), value=gd_loss, description="loss")
-        self.constrained_checkbox = w.Checkbox(value=bool(gd_constrained), description="symmetry constraints (𝒫)", style=wide)
-        self.steps_text = w.BoundedIntText(value=int(gd_steps), min=1, max=100_000, description="steps", layout=w.Layout(width="180px"))
+        self.constrained_checkbox = w.Checkbox(
+            value=bool(gd_constrained), description="symmetry constraints (𝒫)", style=wide
+        )
+        self.steps_text = w.BoundedIntText(
+            value=int(gd_steps), min=1, max=100_000, description="steps", layout=w.Layout(width="180px")
+        )
         self.lr_text = w.BoundedFloatText(
-            value=float(gd_lr if gd_lr is not None else DEFAULT_LR[gd_mode]), min=1e-9, max=10.0, step=1e-3,
-            description="lr", layout=w.Layout(width="180px"),
+            value=float(gd_lr if gd_lr is not None else DEFAULT_LR[gd_mode]),
+            min=1e-9,
+            max=10.0,
+            step=1e-3,
+            description="lr",
+            layout=w.Layout(width="180px"),
         )
         self.gd_button = w.Button(description="run GD", icon="play", button_style="primary")
         self.progress = w.IntProgress(value=0, min=0, max=int(gd_steps), description="GD steps", style=wide)
         pair = [str(p) for p in slice_pair]
-        self.slice_x_dropdown = w.Dropdown(options=list(LATTICE_NAMES), value=pair[0], description="slice x", layout=w.Layout(width="180px"))
-        self.slice_y_dropdown = w.Dropdown(options=list(LATTICE_NAMES), value=pair[1], description="slice y", layout=w.Layout(width="180px"))
-        self.slice_metric_dropdown = w.Dropdown(options=list(LOSS_NAMES), value=slice_metric, description="metric", layout=w.Layout(width="240px"))
+        self.slice_x_dropdown = w.Dropdown(
+            options=list(LATTICE_NAMES), value=pair[0], description="slice x", layout=w.Layout(width="180px")
+        )
+        self.slice_y_dropdown = w.Dropdown(
+            options=list(LATTICE_NAMES), value=pair[1], description="slice y", layout=w.Layout(width="180px")
+        )
+        self.slice_metric_dropdown = w.Dropdown(
+            options=list(LOSS_NAMES), value=slice_metric, description="metric", layout=w.Layout(width="240px")
+        )
         lo, hi = settings.two_theta_min, settings.two_theta_max
         self.range_slider = w.FloatRangeSlider(
-            value=(lo, hi), min=lo, max=hi, step=0.5, description="2θ window (°)", style=wide,
-            continuous_update=False, layout=w.Layout(width="560px"),
+            value=(lo, hi),
+            min=lo,
+            max=hi,
+            step=0.5,
+            description="2θ window (°)",
+            style=wide,
+            continuous_update=False,
+            layout=w.Layout(width="560px"),
         )
         self.readout = w.HTML()
         self.pattern_image = w.Image(format="png")
@@ -276,32 +300,50 @@ class Explorer:
         def heading(text):
             return w.HTML(f"<b>{html.escape(text)}</b>")
 
-        lattice_box = w.HBox([
-            w.VBox([self.sliders[n] for n in ("a", "b", "c")]),
-            w.VBox([self.sliders[n] for n in ("alpha", "beta", "gamma")]),
-        ])
-        self.widget = w.VBox([
-            w.HBox([self.structure_dropdown, self.upload, self.reset_button]),
-            self.status,
-            w.HBox([
-                w.VBox([self.pattern_image, self.range_slider, self.readout]),
-                w.VBox([self.slice_image, w.HBox([self.slice_x_dropdown, self.slice_y_dropdown]), self.slice_metric_dropdown]),
-            ]),
-            heading("Lattice parameters (the fractional coordinates stay as the last distortion or GD run left them)"),
-            lattice_box,
-            heading("Distortion (xrdnb.distortions.distort)"),
-            w.HBox([self.noise_type_dropdown, self.noise_level_dropdown, self.seed_text, self.draw_button]),
-            heading("Gradient descent (xrdnb.optimize, Adam)"),
-            w.HBox([
-                w.VBox([
-                    w.HBox([self.mode_dropdown, self.loss_dropdown]),
-                    w.HBox([self.constrained_checkbox]),
-                    w.HBox([self.steps_text, self.lr_text]),
-                    w.HBox([self.gd_button, self.progress]),
-                ]),
-                self.loss_image,
-            ]),
-        ])
+        lattice_box = w.HBox(
+            [
+                w.VBox([self.sliders[n] for n in ("a", "b", "c")]),
+                w.VBox([self.sliders[n] for n in ("alpha", "beta", "gamma")]),
+            ]
+        )
+        self.widget = w.VBox(
+            [
+                w.HBox([self.structure_dropdown, self.upload, self.reset_button]),
+                self.status,
+                w.HBox(
+                    [
+                        w.VBox([self.pattern_image, self.range_slider, self.readout]),
+                        w.VBox(
+                            [
+                                self.slice_image,
+                                w.HBox([self.slice_x_dropdown, self.slice_y_dropdown]),
+                                self.slice_metric_dropdown,
+                            ]
+                        ),
+                    ]
+                ),
+                heading(
+                    "Lattice parameters (the fractional coordinates stay as the last distortion or GD run left them)"
+                ),
+                lattice_box,
+                heading("Distortion (xrdnb.distortions.distort)"),
+                w.HBox([self.noise_type_dropdown, self.noise_level_dropdown, self.seed_text, self.draw_button]),
+                heading("Gradient descent (xrdnb.optimize, Adam)"),
+                w.HBox(
+                    [
+                        w.VBox(
+                            [
+                                w.HBox([self.mode_dropdown, self.loss_dropdown]),
+                                w.HBox([self.constrained_checkbox]),
+                                w.HBox([self.steps_text, self.lr_text]),
+                                w.HBox([self.gd_button, self.progress]),
+                            ]
+                        ),
+                        self.loss_image,
+                    ]
+                ),
+            ]
+        )
 
         # ---- observers
         for slider in self.sliders.values():
@@ -408,7 +450,9 @@ class Explorer:
                 slider.value = center
         formula = structure.composition.reduced_formula
         self.error = None
-        self.message = f"{key}: {formula}, {len(structure)} sites, {family} family, {self.target.shape[-1]} pattern points"
+        self.message = (
+            f"{key}: {formula}, {len(structure)} sites, {family} family, {self.target.shape[-1]} pattern points"
+        )
         self._show_status()
         self.update(slice_changed=True)
 
@@ -478,7 +522,13 @@ class Explorer:
         return True
 
     def _clear_gd(self) -> None:
-        self.loss_history, self.gd_path, self.gd_start, self.gd_stop_reason, self.gd_description = [], [], None, None, ""
+        self.loss_history, self.gd_path, self.gd_start, self.gd_stop_reason, self.gd_description = (
+            [],
+            [],
+            None,
+            None,
+            "",
+        )
         self._path_version += 1
 
     # ------------------------------------------------------------------ callbacks
@@ -508,7 +558,9 @@ class Explorer:
         levels = self._levels(noise_type)
         old = self.noise_level_dropdown.value
         self.noise_level_dropdown.options = levels
-        self.noise_level_dropdown.value = levels[int(np.argmin([abs(np.log(x / old)) for x in levels]))] if old else levels[0]
+        self.noise_level_dropdown.value = (
+            levels[int(np.argmin([abs(np.log(x / old)) for x in levels]))] if old else levels[0]
+        )
         self.mode_dropdown.value = noise_type
 
     def on_mode_change(self, change) -> None:
@@ -575,8 +627,14 @@ class Explorer:
         steps = int(self.steps_text.value)
         try:
             config = GDConfig(
-                mode=mode, loss=loss_name, constrained=constrained, family=self.family,
-                lr=float(self.lr_text.value), max_steps=steps, record_every=0, settings=self.settings,
+                mode=mode,
+                loss=loss_name,
+                constrained=constrained,
+                family=self.family,
+                lr=float(self.lr_text.value),
+                max_steps=steps,
+                record_every=0,
+                settings=self.settings,
             )
             with torch.no_grad():
                 target = simulate_pattern(self.truth, config.simulator_settings())[0]
@@ -590,7 +648,9 @@ class Explorer:
         self.gd_loss_name = loss_name
         self.gd_path = [state.crystal.lattice[0].detach().to(torch.float64).clone()]
         self.gd_stop_reason = None
-        self.gd_description = f"{LOSS_LABELS[loss_name]}, {mode}{' + constraints' if constrained else ''}, lr {config.lr:g}"
+        self.gd_description = (
+            f"{LOSS_LABELS[loss_name]}, {mode}{' + constraints' if constrained else ''}, lr {config.lr:g}"
+        )
         self.progress.max, self.progress.value = steps, 0
         redraw_every = max(1, steps // 20)
         start = last_render = time.perf_counter()
@@ -645,7 +705,9 @@ class Explorer:
         with torch.no_grad():
             self.valid = bool(is_valid_lattice(crystal.lattice)[0])
             self.pattern = simulate_pattern(crystal, self.settings)[0]
-            sims = all_similarities(self.pattern[None], self.target, half_width=self.cc_half_width, step=self.settings.two_theta_step)
+            sims = all_similarities(
+                self.pattern[None], self.target, half_width=self.cc_half_width, step=self.settings.two_theta_step
+            )
         self.similarities = {name: float(value[0]) for name, value in sims.items()}
         self.matched = bool(structures_match(crystal.to_structures(), self._reference)[0]) if self.valid else False
 
@@ -693,7 +755,12 @@ class Explorer:
         if key not in self._slices:
             value_fn = xrd_similarity_fn(self.truth, metric, self.settings, cc_half_width=self.cc_half_width)
             self._slices[key] = lattice_slice(
-                self.truth, pair, value_fn, n=self.slice_grid, length_span=self.length_span, angle_span=self.angle_span,
+                self.truth,
+                pair,
+                value_fn,
+                n=self.slice_grid,
+                length_span=self.length_span,
+                angle_span=self.angle_span,
             )
         return self._slices[key]
 
@@ -708,8 +775,13 @@ class Explorer:
 
     def _off_plane(self) -> float:
         sl = self.landscape_slice()
-        _, off = project_onto_slice(self.lattice[None], sl.center.to(torch.float64), sl.names,
-                                    length_span=self.length_span, angle_span=self.angle_span)
+        _, off = project_onto_slice(
+            self.lattice[None],
+            sl.center.to(torch.float64),
+            sl.names,
+            length_span=self.length_span,
+            angle_span=self.angle_span,
+        )
         return float(off[0])
 
     def _coords_moved(self) -> float:
@@ -720,8 +792,17 @@ class Explorer:
     # ------------------------------------------------------------------ drawing
 
     def _plot_pattern(self, ax, legend_text: bool = False):
-        ax.plot(self.two_theta, self.target.detach().cpu().double().numpy(), color="black", lw=0.8, label="ground truth")
-        (current,) = ax.plot(self.two_theta, self.pattern.detach().cpu().double().numpy(), color="tab:red", lw=0.8, alpha=0.8, label="current")
+        ax.plot(
+            self.two_theta, self.target.detach().cpu().double().numpy(), color="black", lw=0.8, label="ground truth"
+        )
+        (current,) = ax.plot(
+            self.two_theta,
+            self.pattern.detach().cpu().double().numpy(),
+            color="tab:red",
+            lw=0.8,
+            alpha=0.8,
+            label="current",
+        )
         ax.set_xlim(*self.range_slider.value)
         ax.set_ylim(-0.03, 1.1)
         ax.set_xlabel("2θ (°)")
@@ -732,8 +813,18 @@ class Explorer:
         if legend_text:
             lines = [f"{SIMILARITY_LABELS[k]:<18s}{v:+.4f}" for k, v in self.similarities.items()]
             lines.append(f"{'StructureMatcher':<18s}{'match' if self.matched else 'no match'}")
-            ax.text(0.99, 0.97, "\n".join(lines), transform=ax.transAxes, ha="right", va="top", multialignment="left", family="monospace", fontsize=7.5,
-                    bbox=dict(boxstyle="round", facecolor="white", alpha=0.85, edgecolor="0.7"))
+            ax.text(
+                0.99,
+                0.97,
+                "\n".join(lines),
+                transform=ax.transAxes,
+                ha="right",
+                va="top",
+                multialignment="left",
+                family="monospace",
+                fontsize=7.5,
+                bbox=dict(boxstyle="round", facecolor="white", alpha=0.85, edgecolor="0.7"),
+            )
         return {"ax": ax, "current": current}
 
     def _pattern_title(self) -> str:
@@ -746,17 +837,41 @@ class Explorer:
         sl = self.landscape_slice()
         x, y = sl.x.double().numpy(), sl.y.double().numpy()
         dx, dy = (x[1] - x[0]) / 2, (y[1] - y[0]) / 2
-        image = ax.imshow(sl.values.double().numpy().T, origin="lower", aspect="auto", cmap="viridis",
-                          extent=(x[0] - dx, x[-1] + dx, y[0] - dy, y[-1] + dy))
+        image = ax.imshow(
+            sl.values.double().numpy().T,
+            origin="lower",
+            aspect="auto",
+            cmap="viridis",
+            extent=(x[0] - dx, x[-1] + dx, y[0] - dy, y[-1] + dy),
+        )
         metric = self.slice_metric_dropdown.value
         fig.colorbar(image, ax=ax, label=f"{SIMILARITY_LABELS[metric]} similarity to the ground truth")
         i, j = (LATTICE_NAMES.index(n) for n in sl.names)
-        ax.plot(float(sl.center[i]), float(sl.center[j]), marker="*", ms=12, color="white", mec="black", ls="none", label="ground truth")
+        ax.plot(
+            float(sl.center[i]),
+            float(sl.center[j]),
+            marker="*",
+            ms=12,
+            color="white",
+            mec="black",
+            ls="none",
+            label="ground truth",
+        )
         if self.gd_path:
             path = torch.stack(self.gd_path).numpy()
             if self.gd_start is not None:
                 start = self.gd_start.numpy()
-                ax.plot(start[i], start[j], marker="o", ms=7, mfc="none", mec="white", mew=1.5, ls="none", label="last GD start")
+                ax.plot(
+                    start[i],
+                    start[j],
+                    marker="o",
+                    ms=7,
+                    mfc="none",
+                    mec="white",
+                    mew=1.5,
+                    ls="none",
+                    label="last GD start",
+                )
                 path = np.concatenate([start[None], path])
             ax.plot(path[:, i], path[:, j], color="white", lw=1.2, label="last GD path")
         mx, my = self.slice_marker
@@ -803,7 +918,9 @@ class Explorer:
     def _render_pattern(self) -> None:
         """Redraw the live pattern: from scratch for a new ground truth, else move the current line."""
         if self._pattern_artists is None or self._pattern_key != self.structure_key:
-            self._pattern_artists, png = self._first_png(self._pattern_fig, lambda fig: self._plot_pattern(fig.add_subplot()))
+            self._pattern_artists, png = self._first_png(
+                self._pattern_fig, lambda fig: self._plot_pattern(fig.add_subplot())
+            )
             self._pattern_key = self.structure_key
         else:
             ax = self._pattern_artists["ax"]
@@ -817,7 +934,9 @@ class Explorer:
         """Redraw the live slice: from scratch for a new slice or GD path, else move the marker."""
         key = (self.structure_key, self.slice_pair, self.slice_metric_dropdown.value, self._path_version)
         if self._slice_artists is None or self._slice_key != key:
-            self._slice_artists, png = self._first_png(self._slice_fig, lambda fig: self._plot_slice(fig, fig.add_subplot()))
+            self._slice_artists, png = self._first_png(
+                self._slice_fig, lambda fig: self._plot_slice(fig, fig.add_subplot())
+            )
             self._slice_key = key
         else:
             self._slice_artists["marker"].set_data([self.slice_marker[0]], [self.slice_marker[1]])
@@ -835,7 +954,11 @@ class Explorer:
             f"<tr><td>{html.escape(SIMILARITY_LABELS[k])}</td><td style='text-align:right'>{v:+.5f}</td></tr>"
             for k, v in self.similarities.items()
         )
-        match = "<span style='color:#1b7f3b'>match ✓</span>" if self.matched else "<span style='color:#b00020'>no match ✗</span>"
+        match = (
+            "<span style='color:#1b7f3b'>match ✓</span>"
+            if self.matched
+            else "<span style='color:#b00020'>no match ✗</span>"
+        )
         valid = "" if self.valid else " <span style='color:#b00020'>(no real cell)</span>"
         lattice = ", ".join(f"{v:.3f}" for v in self.lattice.tolist())
         self.readout.value = (

@@ -143,7 +143,9 @@ def parameter_index(name: str | int) -> int:
     raise ValueError(f"unknown lattice parameter {name!r}; valid: {', '.join(LATTICE_NAMES)} or 0-5")
 
 
-def half_width(center: torch.Tensor, name: str | int, length_span: float = LENGTH_SPAN, angle_span: float = ANGLE_SPAN) -> float:
+def half_width(
+    center: torch.Tensor, name: str | int, length_span: float = LENGTH_SPAN, angle_span: float = ANGLE_SPAN
+) -> float:
     """Half-width Δ of a slice in one parameter: ``length_span·c`` (Å) for lengths, ``angle_span`` (°) for angles.
 
     Parameters
@@ -263,11 +265,15 @@ def tied_parameters(family: str, name: str | int) -> tuple[int, ...]:
     fam = canonical_family(family)
     key = LATTICE_NAMES[parameter_index(name)]
     if key not in free_parameters(fam):
-        raise ValueError(f"{key!r} is not a free parameter of the {fam} family (free: {', '.join(free_parameters(fam))})")
+        raise ValueError(
+            f"{key!r} is not a free parameter of the {fam} family (free: {', '.join(free_parameters(fam))})"
+        )
     return tuple(LATTICE_NAMES.index(p) for p in _TIED.get(fam, {}).get(key, (key,)))
 
 
-def cut_lattices(center: torch.Tensor, name: str | int, values: torch.Tensor, family: str | None = None) -> torch.Tensor:
+def cut_lattices(
+    center: torch.Tensor, name: str | int, values: torch.Tensor, family: str | None = None
+) -> torch.Tensor:
     """Lattices of a 1-D cut: ``center`` with one parameter (and, with ``family``, its tied partners) set to ``values``.
 
     Parameters
@@ -336,12 +342,16 @@ def evaluate_lattices(
             rows = index[start : start + chunk_size]
             values = value_fn(base.with_lattice(flat[rows]))
             if out is None:
-                out = torch.full((flat.shape[0],) + tuple(values.shape[1:]), float("nan"), dtype=values.dtype, device=values.device)
+                out = torch.full(
+                    (flat.shape[0],) + tuple(values.shape[1:]), float("nan"), dtype=values.dtype, device=values.device
+                )
             out[rows] = values
     if out is None:  # nothing valid: ask for one value to learn the output's shape
         with torch.no_grad():
             probe = value_fn(base)
-        out = torch.full((flat.shape[0],) + tuple(probe.shape[1:]), float("nan"), dtype=probe.dtype, device=probe.device)
+        out = torch.full(
+            (flat.shape[0],) + tuple(probe.shape[1:]), float("nan"), dtype=probe.dtype, device=probe.device
+        )
     return out.reshape(tuple(shape) + tuple(out.shape[1:]))
 
 
@@ -388,7 +398,11 @@ def xrd_similarity_fn(
             target = simulate_pattern(truth.select(0), group_settings)[0]
         metrics = []
         for k in members:
-            kwargs = {"half_width": cc_half_width, "step": settings.two_theta_step} if name_list[k] == "cross_correlation" else {}
+            kwargs = (
+                {"half_width": cc_half_width, "step": settings.two_theta_step}
+                if name_list[k] == "cross_correlation"
+                else {}
+            )
             metrics.append((k, similarity_function(name_list[k], **kwargs)))
         plans.append((group_settings, target, metrics))
 
@@ -477,7 +491,9 @@ class Cut:
     def label(self) -> str:
         """``"ā (= a = b = c)"`` for a symmetry-axis cut with tied parameters, else the parameter's symbol (a, …, γ)."""
         if self.family and len(tied_parameters(self.family, self.name)) > 1:
-            return f"{self.name}\u0304 (= {' = '.join(LATTICE_NAMES[i] for i in tied_parameters(self.family, self.name))})"
+            return (
+                f"{self.name}\u0304 (= {' = '.join(LATTICE_NAMES[i] for i in tied_parameters(self.family, self.name))})"
+            )
         return LATTICE_SYMBOLS[self.name]
 
     def channel(self, name: str) -> torch.Tensor:
@@ -611,7 +627,9 @@ def project_onto_slice(
     idx = [parameter_index(name) for name in names]
     others = [i for i in range(6) if i not in idx]
     points = points.to(dtype=center.dtype, device=center.device)
-    deltas = torch.tensor([half_width(center, i, length_span, angle_span) for i in others], dtype=center.dtype, device=center.device)
+    deltas = torch.tensor(
+        [half_width(center, i, length_span, angle_span) for i in others], dtype=center.dtype, device=center.device
+    )
     off = ((points[:, others] - center[others]).abs() / deltas).amax(dim=-1)
     return points[:, idx], off
 

@@ -100,7 +100,11 @@ def lattice_matrix(lattice: torch.Tensor) -> torch.Tensor:
     zero = torch.zeros_like(a)
     va = torch.stack([a * torch.sin(beta), zero, a * torch.cos(beta)], dim=-1)
     vb = torch.stack(
-        [-b * torch.sin(alpha) * torch.cos(gamma_star), b * torch.sin(alpha) * torch.sin(gamma_star), b * torch.cos(alpha)],
+        [
+            -b * torch.sin(alpha) * torch.cos(gamma_star),
+            b * torch.sin(alpha) * torch.sin(gamma_star),
+            b * torch.cos(alpha),
+        ],
         dim=-1,
     )
     vc = torch.stack([zero, zero, c], dim=-1)

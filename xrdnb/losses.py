@@ -342,7 +342,9 @@ def entropy_loss(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return -entropy_similarity(p, q)
 
 
-def cross_correlation_loss(p: torch.Tensor, q: torch.Tensor, half_width: float = 1.0, step: float = 0.01) -> torch.Tensor:
+def cross_correlation_loss(
+    p: torch.Tensor, q: torch.Tensor, half_width: float = 1.0, step: float = 0.01
+) -> torch.Tensor:
     """Loss ``−S_cc(p, q)``, ``(B,)``; see :func:`cross_correlation`."""
     return -cross_correlation(p, q, half_width=half_width, step=step)
 
@@ -468,7 +470,9 @@ def similarity_function(name: str, **kwargs) -> Metric:
     return _bind(_lookup(SIMILARITIES, name, "similarity"), kwargs)
 
 
-def all_similarities(p: torch.Tensor, q: torch.Tensor, half_width: float = 1.0, step: float = 0.01) -> dict[str, torch.Tensor]:
+def all_similarities(
+    p: torch.Tensor, q: torch.Tensor, half_width: float = 1.0, step: float = 0.01
+) -> dict[str, torch.Tensor]:
     """All four :data:`SIMILARITIES` of ``p`` against ``q`` (``"mse"`` gives ``−MSE``).
 
     Parameters

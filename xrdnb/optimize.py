@@ -246,7 +246,9 @@ def _common_settings(configs: Sequence[GDConfig]) -> XRDSettings:
     clips = [s.hkl_max for s in own]
     base = replace(own[0], hkl_max=None)
     if any(replace(s, hkl_max=None) != base for s in own):
-        raise ValueError("the groups of a batched run must share the simulator settings (the loss's hkl_max clip may differ)")
+        raise ValueError(
+            "the groups of a batched run must share the simulator settings (the loss's hkl_max clip may differ)"
+        )
     return replace(base, hkl_max=None if None in clips else max(clips))
 
 
@@ -257,7 +259,13 @@ def _enumerate(lattice: torch.Tensor, settings: XRDSettings, margin: float) -> R
     superset it is simulated with (its own, or the union of a batch of several runs).
     """
     valid = is_valid_lattice(lattice)
-    refl = enumerate_reflections(lattice[valid], settings.g_max, margin=margin, hkl_max=settings.hkl_max, max_reflections=settings.max_reflections)
+    refl = enumerate_reflections(
+        lattice[valid],
+        settings.g_max,
+        margin=margin,
+        hkl_max=settings.hkl_max,
+        max_reflections=settings.max_reflections,
+    )
     hkl = refl.hkl
     order = torch.from_numpy(np.lexsort((hkl[:, 2].numpy(), hkl[:, 1].numpy(), hkl[:, 0].numpy())))
     return replace(refl, hkl=hkl[order], weight=refl.weight[order])
@@ -290,7 +298,11 @@ def _reflection_cache(groups: Sequence[GDGroup], settings: XRDSettings, crystal:
     fixed coordinates (lattice mode)."""
     mode = groups[0].config.mode
     reflections = _enumerate(lattice, settings, max(g.config.reflection_margin for g in groups))
-    return reflections, _keep_mask(groups, reflections, len(lattice), settings, lattice.device), _phase_sums(crystal, reflections, mode)
+    return (
+        reflections,
+        _keep_mask(groups, reflections, len(lattice), settings, lattice.device),
+        _phase_sums(crystal, reflections, mode),
+    )
 
 
 def _rows(index: torch.Tensor, group: GDGroup) -> torch.Tensor:
@@ -304,7 +316,9 @@ def _losses(state: GDState, index: torch.Tensor, params: torch.Tensor, loss_fns=
     sub = state.crystal.select(index)
     sums = None if state.sums is None else (state.sums[0][index], state.sums[1][index])
     keep = None if state.keep is None else state.keep[index]
-    pattern = simulate_pattern(_with_params(sub, params, state.mode), state.settings, reflections=state.reflections, sums=sums, keep=keep)
+    pattern = simulate_pattern(
+        _with_params(sub, params, state.mode), state.settings, reflections=state.reflections, sums=sums, keep=keep
+    )
     parts = []
     for g, group in enumerate(state.groups):
         rows = _rows(index, group)
@@ -319,7 +333,9 @@ def init_state(crystal: Crystal, target: torch.Tensor, config: GDConfig) -> GDSt
     return init_batched_state([crystal], [target], [config])
 
 
-def init_batched_state(crystals: Sequence[Crystal], targets: Sequence[torch.Tensor], configs: Sequence[GDConfig]) -> GDState:
+def init_batched_state(
+    crystals: Sequence[Crystal], targets: Sequence[torch.Tensor], configs: Sequence[GDConfig]
+) -> GDState:
     """One state for several runs of the same structure and mode, advanced together by :func:`gd_step`.
 
     Each run (``crystals[i]``, ``targets[i]``, ``configs[i]``) keeps its own loss, learning
@@ -330,10 +346,15 @@ def init_batched_state(crystals: Sequence[Crystal], targets: Sequence[torch.Tens
     if not (len(crystals) == len(targets) == len(configs) >= 1):
         raise ValueError("need as many crystals, targets and configs (at least one)")
     mode = configs[0].mode
-    if any(c.mode != mode for c in configs) or any(c.optimizer != configs[0].optimizer or c.betas != configs[0].betas or c.eps != configs[0].eps for c in configs):
+    if any(c.mode != mode for c in configs) or any(
+        c.optimizer != configs[0].optimizer or c.betas != configs[0].betas or c.eps != configs[0].eps for c in configs
+    ):
         raise ValueError("the runs of a batched state must share the mode and the optimizer (name, betas, eps)")
     first = crystals[0]
-    if any(c.elements != first.elements or c.n_sites != first.n_sites or not torch.equal(c.occupancy, first.occupancy) for c in crystals):
+    if any(
+        c.elements != first.elements or c.n_sites != first.n_sites or not torch.equal(c.occupancy, first.occupancy)
+        for c in crystals
+    ):
         raise ValueError("the runs of a batched state must be copies of one structure (same sites and species)")
     settings = _common_settings(configs)
     starts, groups, offset = [], [], 0
@@ -358,7 +379,12 @@ def init_batched_state(crystals: Sequence[Crystal], targets: Sequence[torch.Tens
     batch, device, dtype = params.shape[0], params.device, params.dtype
 
     def per_copy(values, dtype):
-        return torch.cat([torch.full((g.copies.stop - g.copies.start,), v, dtype=dtype, device=device) for g, v in zip(groups, values)])
+        return torch.cat(
+            [
+                torch.full((g.copies.stop - g.copies.start,), v, dtype=dtype, device=device)
+                for g, v in zip(groups, values)
+            ]
+        )
 
     reflections, keep, sums = _reflection_cache(groups, settings, crystal, crystal.lattice)
     state = GDState(
@@ -401,7 +427,9 @@ def _record(state: GDState, group: GDGroup) -> None:
     group.history_params.append(state.params[group.copies].detach().clone())
 
 
-def gd_step(state: GDState, target: torch.Tensor | None = None, config: GDConfig | None = None, loss_fn=None) -> GDState:
+def gd_step(
+    state: GDState, target: torch.Tensor | None = None, config: GDConfig | None = None, loss_fn=None
+) -> GDState:
     """One update of every running copy (in place on ``state``, which is also returned).
 
     ``target`` and ``config`` are those the state was made with (they are kept in
@@ -462,7 +490,9 @@ def gd_step(state: GDState, target: torch.Tensor | None = None, config: GDConfig
         if mode == "lattice":
             state.crystal = state.crystal.with_lattice(state.params.detach())
             if not bool(covers(state.reflections, state.params[state.active], state.settings.g_max).all()):
-                state.reflections, state.keep, state.sums = _reflection_cache(state.groups, state.settings, state.crystal, state.params)
+                state.reflections, state.keep, state.sums = _reflection_cache(
+                    state.groups, state.settings, state.crystal, state.params
+                )
         else:
             state.crystal = state.crystal.with_frac_coords(state.params.detach())
     for group in state.groups:
@@ -484,7 +514,9 @@ def _final_losses(state: GDState) -> torch.Tensor:
         loss = torch.full_like(state.loss, float("nan"))
         index = torch.nonzero(valid).flatten()
         if len(index):
-            reflections, keep, sums = _reflection_cache(state.groups, state.settings, state.crystal, state.crystal.lattice)
+            reflections, keep, sums = _reflection_cache(
+                state.groups, state.settings, state.crystal, state.crystal.lattice
+            )
             fresh = replace(state, reflections=reflections, keep=keep, sums=sums)
             loss[index] = _losses(fresh, index, state.params[index])
         return loss
@@ -501,16 +533,18 @@ def _results(state: GDState) -> list[GDResult]:
             group.history_loss.append(state.loss[group.copies].detach().clone())
             group.history_params.append(state.params[group.copies].detach().clone())
         c = group.copies
-        out.append(GDResult(
-            crystal=state.crystal.select(c),
-            loss=final[c],
-            initial_loss=state.initial_loss[c],
-            steps=state.steps[c],
-            stop_reason=[STOP_REASONS[int(i)] for i in state.status[c]],
-            trajectory_steps=torch.tensor(group.history_steps),
-            trajectory_loss=torch.stack(group.history_loss),
-            trajectory_params=torch.stack(group.history_params),
-        ))
+        out.append(
+            GDResult(
+                crystal=state.crystal.select(c),
+                loss=final[c],
+                initial_loss=state.initial_loss[c],
+                steps=state.steps[c],
+                stop_reason=[STOP_REASONS[int(i)] for i in state.status[c]],
+                trajectory_steps=torch.tensor(group.history_steps),
+                trajectory_loss=torch.stack(group.history_loss),
+                trajectory_params=torch.stack(group.history_params),
+            )
+        )
     return out
 
 
@@ -576,7 +610,9 @@ def run_batched_gradient_descent(
             if state.step % 50 == 0:
                 alive = state.loss[state.active]
                 if len(alive):
-                    bar.set_postfix(best=f"{float(alive.min()):.4f}", median=f"{float(alive.median()):.4f}", running=len(alive))
+                    bar.set_postfix(
+                        best=f"{float(alive.min()):.4f}", median=f"{float(alive.median()):.4f}", running=len(alive)
+                    )
     finally:
         bar.close()
     return _results(state)

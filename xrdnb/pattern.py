@@ -25,7 +25,13 @@ from .crystal import Crystal
 from .lattice import is_valid_lattice
 from .profiles import caglioti_fwhm, render_dense, render_fast, window_half_width
 from .reflections import MAX_REFLECTIONS, ReflectionSet, enumerate_reflections, g_max_for, g_squared
-from .scattering import atomic_form_factors, form_factor_table, intensity_from_phase_sums, lorentz_polarization, phase_sums
+from .scattering import (
+    atomic_form_factors,
+    form_factor_table,
+    intensity_from_phase_sums,
+    lorentz_polarization,
+    phase_sums,
+)
 
 __all__ = ["XRDSettings", "Reflections", "reflections_for", "compute_reflections", "render_pattern", "simulate_pattern"]
 
@@ -87,7 +93,9 @@ class XRDSettings:
         if self.hkl_max is not None and self.hkl_max < 1:
             raise ValueError(f"hkl_max must be at least 1 (or None for no clip), got {self.hkl_max}")
         if not (0 <= self.two_theta_min < self.two_theta_max < 180):
-            raise ValueError(f"need 0 <= two_theta_min < two_theta_max < 180, got {self.two_theta_min}, {self.two_theta_max}")
+            raise ValueError(
+                f"need 0 <= two_theta_min < two_theta_max < 180, got {self.two_theta_min}, {self.two_theta_max}"
+            )
         if not (self.two_theta_step > 0):
             raise ValueError(f"two_theta_step must be positive, got {self.two_theta_step}")
         if not (0.0 <= self.eta <= 1.0):
@@ -143,7 +151,9 @@ class Reflections:
     mask: torch.Tensor
 
 
-def reflections_for(crystal: Crystal, settings: XRDSettings = DEFAULT_SETTINGS, *, margin: float = 0.0) -> ReflectionSet:
+def reflections_for(
+    crystal: Crystal, settings: XRDSettings = DEFAULT_SETTINGS, *, margin: float = 0.0
+) -> ReflectionSet:
     """Enumerate the reflections for every valid lattice of the batch (plus a relative ``margin``).
 
     Invalid lattices (non-finite, non-positive lengths, no real cell) are left out: their
@@ -152,7 +162,11 @@ def reflections_for(crystal: Crystal, settings: XRDSettings = DEFAULT_SETTINGS, 
     """
     valid = is_valid_lattice(crystal.lattice.detach())
     return enumerate_reflections(
-        crystal.lattice.detach()[valid], settings.g_max, margin=margin, hkl_max=settings.hkl_max, max_reflections=settings.max_reflections
+        crystal.lattice.detach()[valid],
+        settings.g_max,
+        margin=margin,
+        hkl_max=settings.hkl_max,
+        max_reflections=settings.max_reflections,
     )
 
 
@@ -199,7 +213,9 @@ def compute_reflections(
     return Reflections(hkl, two_theta, 1.0 / g, intensity, fwhm, mask)
 
 
-def render_pattern(refl: Reflections, settings: XRDSettings = DEFAULT_SETTINGS, method: Method | None = None) -> torch.Tensor:
+def render_pattern(
+    refl: Reflections, settings: XRDSettings = DEFAULT_SETTINGS, method: Method | None = None
+) -> torch.Tensor:
     """Pseudo-Voigt pattern ``(B, P)`` (not normalised) of computed reflections."""
     method = settings.resolved_method() if method in (None, "auto") else method
     if method == "dense":
@@ -256,11 +272,12 @@ def simulate_pattern(
         leave out per copy (see :func:`compute_reflections`).
     """
     if crystal.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"the simulator runs in float32 or float64, not {crystal.dtype} (half precision cannot resolve the pattern)")
+        raise TypeError(
+            f"the simulator runs in float32 or float64, not {crystal.dtype} (half precision cannot resolve the pattern)"
+        )
     refl = compute_reflections(crystal, settings, reflections, sums=sums, keep=keep)
     pattern = render_pattern(refl, settings, method)
     if normalize:
         peak = pattern.amax(dim=-1, keepdim=True)
         pattern = pattern / torch.where(peak > 0, peak, torch.ones_like(peak))
     return pattern
-

@@ -219,12 +219,16 @@ class _NearField(torch.autograd.Function):
         lor = (q + 1.0).reciprocal_()
         gauss = torch.exp2(-q)  # G = exp(−4 ln2 s) = 2^(−q); exp2 is twice as fast as exp here
         lor_taper = lor * (1.0 - eta)  # (1−η) L φ, φ applied on the outer columns below
-        values_out, out = out if out is not None else (None, torch.empty(u.shape[0], 3, 2 * half + 1, dtype=u.dtype, device=u.device))
+        values_out, out = (
+            out if out is not None else (None, torch.empty(u.shape[0], 3, 2 * half + 1, dtype=u.dtype, device=u.device))
+        )
         base, dq, dx = out[:, 0], out[:, 1], out[:, 2]
         taper_slope = []
         for cols in _NearField._outer_columns(half, step, r_inner):
             t = ((d[:, cols].abs() - r_inner) / (r_outer - r_inner)).clamp_(0.0, 1.0)
-            slope = (t * (1.0 - t)).square_().mul_(torch.sign(d[:, cols])).mul_(-30.0 * (1.0 - eta) / (r_outer - r_inner))
+            slope = (
+                (t * (1.0 - t)).square_().mul_(torch.sign(d[:, cols])).mul_(-30.0 * (1.0 - eta) / (r_outer - r_inner))
+            )
             taper_slope.append((cols, slope.mul_(lor[:, cols])))  # (1−η) L φ'
             lor_taper[:, cols] *= 1.0 - t * t * t * (10.0 + t * (6.0 * t - 15.0))
         torch.add(lor_taper, gauss, alpha=eta, out=base)
@@ -368,7 +372,18 @@ def render_fast(
     cut = max(1e-14, 0.01 * torch.finfo(dtype).eps)
     row, col = torch.nonzero(intensity.detach().abs() > cut * level, as_tuple=True)
     pattern = _NearField.apply(
-        u[row, col], intensity[row, col], fwhm[row, col], centre[row, col], row, batch, half, n_points, step, eta, r_inner, r_outer
+        u[row, col],
+        intensity[row, col],
+        fwhm[row, col],
+        centre[row, col],
+        row,
+        batch,
+        half,
+        n_points,
+        step,
+        eta,
+        r_inner,
+        r_outer,
     )
 
     if (n_terms is not None and n_terms <= 0) or n_peaks == 0 or row.numel() == 0:
@@ -394,7 +409,12 @@ def render_fast(
     lower = torch.floor(u_live.detach()).clamp(-1, n_points).to(torch.int64)
     f = (u_live - lower.to(dtype)).unsqueeze(-1)  # in [0, 1) for peaks on the grid, (n, 1)
     spread = torch.cat(
-        [-f * (f - 1) * (f - 2) / 6, (f + 1) * (f - 1) * (f - 2) / 2, -(f + 1) * f * (f - 2) / 2, (f + 1) * f * (f - 1) / 6],
+        [
+            -f * (f - 1) * (f - 2) / 6,
+            (f + 1) * (f - 1) * (f - 2) / 2,
+            -(f + 1) * f * (f - 2) / 2,
+            (f + 1) * f * (f - 1) / 6,
+        ],
         dim=-1,
     )  # (n, 4) weights of grid points lower-1 .. lower+2
     # stick array index j + 2 covers j = -2 .. n_points + 2; row r's array starts at r·n_fft

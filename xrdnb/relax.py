@@ -341,7 +341,9 @@ def lattice_deviation(structure, reference, *, search_tol: float = 0.1) -> float
     ref = reference if isinstance(reference, Lattice) else reference.lattice
     target = np.array(ref.parameters)
     best = np.inf
-    for _, _, scale in lattice.find_all_mappings(ref, ltol=search_tol, atol=100 * search_tol, skip_rotation_matrix=True):
+    for _, _, scale in lattice.find_all_mappings(
+        ref, ltol=search_tol, atol=100 * search_tol, skip_rotation_matrix=True
+    ):
         if abs(round(np.linalg.det(scale))) != 1:
             continue
         params = np.array(Lattice(scale @ lattice.matrix).parameters)
@@ -386,7 +388,9 @@ def chgnet_energies(
     return np.array([float(p["e"]) for p in predictions], dtype=np.float64)
 
 
-def energy_fn(*, device: str | torch.device | None = "cpu", batch_size: int = 64, model=None) -> Callable[[Crystal], torch.Tensor]:
+def energy_fn(
+    *, device: str | torch.device | None = "cpu", batch_size: int = 64, model=None
+) -> Callable[[Crystal], torch.Tensor]:
     """``f(Crystal) -> (B,)`` CHGNet energies (eV/atom), for :func:`xrdnb.landscape.evaluate_lattices`.
 
     Parameters

@@ -85,7 +85,9 @@ def form_factor_table(
     return torch.tensor(z, **kw), torch.tensor(padded, **kw), torch.tensor(dw, **kw)
 
 
-def atomic_form_factors(s2: torch.Tensor, z: torch.Tensor, coeffs: torch.Tensor, b_factor: torch.Tensor) -> torch.Tensor:
+def atomic_form_factors(
+    s2: torch.Tensor, z: torch.Tensor, coeffs: torch.Tensor, b_factor: torch.Tensor
+) -> torch.Tensor:
     """Form factors ``f_e(s)`` (electrons) including the Debye–Waller damping.
 
     Parameters
@@ -107,7 +109,9 @@ def atomic_form_factors(s2: torch.Tensor, z: torch.Tensor, coeffs: torch.Tensor,
     return f * torch.exp(-b_factor[:, None] * s2.unsqueeze(-2))
 
 
-def phase_sums(frac_coords: torch.Tensor, hkl: torch.Tensor, occupancy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def phase_sums(
+    frac_coords: torch.Tensor, hkl: torch.Tensor, occupancy: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Occupancy-weighted phase sums per element, ``Σ_n o_ns cos(2π h·x_n)`` and ``Σ_n o_ns sin(2π h·x_n)``.
 
     They depend on the coordinates and the Miller indices only, not on the lattice, so a

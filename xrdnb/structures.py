@@ -69,7 +69,9 @@ def benchmark_table():
     import pandas as pd
 
     text = _data_dir().joinpath("README.md").read_text()
-    rows = [line.strip().strip("|").split("|") for line in text.splitlines() if line.startswith("| ") and ".cif" in line]
+    rows = [
+        line.strip().strip("|").split("|") for line in text.splitlines() if line.startswith("| ") and ".cif" in line
+    ]
     header = ["file", "formula", "mp_id", "space_group", "crystal_family", "sites", "abc", "angles"]
     return pd.DataFrame([[c.strip() for c in r] for r in rows], columns=header)
 
@@ -119,7 +121,9 @@ def check_structure(structure: Structure, source: str = "structure") -> Structur
         raise StructureError(f"{source}: {why}")
     for i, site in enumerate(structure):
         if not all(math.isfinite(float(x)) for x in site.frac_coords):
-            raise StructureError(f"{source}: site {i} {site.species_string} has non-finite coordinates {tuple(site.frac_coords)}")
+            raise StructureError(
+                f"{source}: site {i} {site.species_string} has non-finite coordinates {tuple(site.frac_coords)}"
+            )
         total = 0.0
         for sp, occ in site.species.items():
             if not 0 < occ <= 1 + OCCUPANCY_TOLERANCE:
@@ -127,7 +131,9 @@ def check_structure(structure: Structure, source: str = "structure") -> Structur
             total += occ
             symbol = getattr(sp, "symbol", str(sp))
             if not has_scattering_factors(symbol):
-                raise StructureError(f"{source}: {_site(structure, i)} has element {symbol!r} with no X-ray scattering factors")
+                raise StructureError(
+                    f"{source}: {_site(structure, i)} has element {symbol!r} with no X-ray scattering factors"
+                )
         if total > 1 + OCCUPANCY_TOLERANCE:
             raise StructureError(f"{source}: {_site(structure, i)}: occupancies sum to {total:g} > 1")
     _check_distances(structure, source)
@@ -178,7 +184,14 @@ def _check_cif(name: str, text: str) -> None:
         raise StructureError(f"{name}: the CIF lists no atom sites, so it holds no structures")
     for block in blocks:
         data = block.data
-        keys = ("_cell_length_a", "_cell_length_b", "_cell_length_c", "_cell_angle_alpha", "_cell_angle_beta", "_cell_angle_gamma")
+        keys = (
+            "_cell_length_a",
+            "_cell_length_b",
+            "_cell_length_c",
+            "_cell_angle_alpha",
+            "_cell_angle_beta",
+            "_cell_angle_gamma",
+        )
         if all(k in data for k in keys):
             why = _real_cell(*(_number(data[k]) for k in keys))
             if why:
@@ -188,7 +201,9 @@ def _check_cif(name: str, text: str) -> None:
             for row, value in enumerate(data.get(f"_atom_site_fract_{axis}", [])):
                 if not math.isfinite(_number(value)):
                     label = labels[row] if row < len(labels) else row
-                    raise StructureError(f"{name}: site {label} (row {row + 1}): fractional {axis} = {value!r} is not a finite number")
+                    raise StructureError(
+                        f"{name}: site {label} (row {row + 1}): fractional {axis} = {value!r} is not a finite number"
+                    )
         occupancies = []
         for row, value in enumerate(data.get("_atom_site_occupancy", [])):
             occ = 1.0 if value in ("?", ".") else _number(value)

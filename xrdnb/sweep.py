@@ -41,7 +41,22 @@ import pandas as pd
 
 from .device import resolve_device
 
-__all__ = ["Cell", "SweepSpec", "PROFILES", "prepare_cell", "run_cell", "run_cells_batched", "batch_groups", "check_sweep", "is_finished", "run_sweep", "load_results", "load_trajectories", "cell_path", "with_overrides"]
+__all__ = [
+    "Cell",
+    "SweepSpec",
+    "PROFILES",
+    "prepare_cell",
+    "run_cell",
+    "run_cells_batched",
+    "batch_groups",
+    "check_sweep",
+    "is_finished",
+    "run_sweep",
+    "load_results",
+    "load_trajectories",
+    "cell_path",
+    "with_overrides",
+]
 
 
 @dataclass(frozen=True)
@@ -171,11 +186,24 @@ class SweepSpec:
             ):
                 for level in levels:
                     for loss in self.losses:
-                        modes = [False] + ([True] if noise_type == "lattice" and loss in self.constrained_losses else [])
+                        modes = [False] + (
+                            [True] if noise_type == "lattice" and loss in self.constrained_losses else []
+                        )
                         for constrained in modes:
                             for lr in lrs:
                                 for seed in self.seeds:
-                                    out.append(Cell(structure, noise_type, float(level), loss, constrained, float(lr), int(seed), **common))
+                                    out.append(
+                                        Cell(
+                                            structure,
+                                            noise_type,
+                                            float(level),
+                                            loss,
+                                            constrained,
+                                            float(lr),
+                                            int(seed),
+                                            **common,
+                                        )
+                                    )
         return out
 
     @classmethod
@@ -321,7 +349,9 @@ def _start(cell: Cell, units: str, device: str):
     return family, truth, start, config, target
 
 
-def _cell_rows(cell: Cell, family: str, truth, start, result, device: str) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def _cell_rows(
+    cell: Cell, family: str, truth, start, result, device: str
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Tidy rows (without ``seconds``) and trajectories of a finished cell."""
     from .evaluate import LATTICE_NAMES, evaluate_copies
 
@@ -502,7 +532,15 @@ def _run_batch_in_worker(cells: tuple[Cell, ...], device: str = "cpu"):
     return run_cells_batched(cells, device=device)
 
 
-WORKER_PRELOAD = ("torch", "pymatgen.core", "pymatgen.analysis.structure_matcher", "amd", "xrdnb.optimize", "xrdnb.evaluate", "xrdnb.sweep")
+WORKER_PRELOAD = (
+    "torch",
+    "pymatgen.core",
+    "pymatgen.analysis.structure_matcher",
+    "amd",
+    "xrdnb.optimize",
+    "xrdnb.evaluate",
+    "xrdnb.sweep",
+)
 """Modules the local workers' forkserver imports once (:func:`xrdnb.workers.run_tasks`)."""
 
 
@@ -604,7 +642,10 @@ def run_sweep(
         elsewhere = len(pending) - len(held)
         pending = held
         if elsewhere:
-            print(f"xrdnb sweep: {elsewhere} cells are being computed by another sweep on {results}; left to it", file=sys.stderr)
+            print(
+                f"xrdnb sweep: {elsewhere} cells are being computed by another sweep on {results}; left to it",
+                file=sys.stderr,
+            )
 
     if batch_copies is None:
         batch_copies = 4096 if device.startswith("cuda") else 128
@@ -612,19 +653,29 @@ def run_sweep(
         if batch_cells:
             groups = batch_groups(pending, max_copies=batch_copies)
             run_tasks(
-                _run_batch_in_worker, [(tuple(group), device) for group in groups],
+                _run_batch_in_worker,
+                [(tuple(group), device) for group in groups],
                 on_result=lambda task, outputs: [finished((cell,), output) for cell, output in zip(task[0], outputs)],
                 on_error=lambda task, exc: [failed((cell,), exc) for cell in task[0]],
                 workers=resolve_workers(workers, len(groups)) if not device.startswith("cuda") else 0,
-                scheduler=scheduler, preload=WORKER_PRELOAD, start_method=start_method,
+                scheduler=scheduler,
+                preload=WORKER_PRELOAD,
+                start_method=start_method,
             )
         elif scheduler or n_workers:
             tasks = [(cell, device) for cell in pending]
             run_tasks(
-                _run_in_worker, tasks, on_result=finished, on_error=failed,
-                workers=n_workers, scheduler=scheduler, preload=WORKER_PRELOAD, start_method=start_method,
+                _run_in_worker,
+                tasks,
+                on_result=finished,
+                on_error=failed,
+                workers=n_workers,
+                scheduler=scheduler,
+                preload=WORKER_PRELOAD,
+                start_method=start_method,
             )
         else:  # in this process, with a progress bar over the steps of each cell
+
             def claimed_run(cell):
                 if is_finished(results, cell) or not _claim(results, cell):
                     return None  # finished meanwhile, or being computed by another sweep
@@ -642,7 +693,9 @@ def run_sweep(
                 _release(results, cell)
     if errors:
         listing = "\n".join(f"  {cid}: {msg}" for cid, msg in errors.items())
-        raise RuntimeError(f"{len(errors)} of {len(pending)} cells failed (the others are saved; re-run to retry):\n{listing}")
+        raise RuntimeError(
+            f"{len(errors)} of {len(pending)} cells failed (the others are saved; re-run to retry):\n{listing}"
+        )
     return load_results(results, cell_list)
 
 

@@ -68,7 +68,9 @@ def _context(start_method: str | None, preload: Sequence[str]):
     methods = multiprocessing.get_all_start_methods()
     method = start_method or ("forkserver" if "forkserver" in methods else "spawn")
     if method not in START_METHODS or method not in methods:
-        raise ValueError(f"start method {method!r} is not available here; choose from {[m for m in START_METHODS if m in methods]}")
+        raise ValueError(
+            f"start method {method!r} is not available here; choose from {[m for m in START_METHODS if m in methods]}"
+        )
     context = multiprocessing.get_context(method)
     if method == "forkserver":
         context.set_forkserver_preload(list(preload))  # read when the server starts (once per process)
