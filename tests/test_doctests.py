@@ -6,6 +6,7 @@ import importlib
 import pytest
 
 MODULES = [
+    "xrdnb.vocabulary",
     "xrdnb.structures",
     "xrdnb.crystal",
     "xrdnb.lattice",

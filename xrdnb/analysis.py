@@ -48,6 +48,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from .vocabulary import NOISE_LABELS, NOISE_LEVELS
+
 __all__ = [
     "SI_COLUMNS",
     "SI_INDEX",
@@ -78,14 +80,8 @@ __all__ = [
 
 # --------------------------------------------------------------------------- layout
 
-NOISE_LABELS = {"lattice": "Lattice", "coordinates": "Coordinates"}
-"""Row-group labels of the SI tables for the two noise types."""
-
-SI_LEVELS = {
-    "lattice": (0.01, 0.05, 0.1, 0.15, 0.2),
-    "coordinates": (0.001, 0.005, 0.01, 0.05, 0.1),
-}
-"""Noise levels of the SI tables (the study's levels)."""
+SI_LEVELS = NOISE_LEVELS
+"""Noise levels of the SI tables (the study's levels, :data:`xrdnb.vocabulary.NOISE_LEVELS`)."""
 
 SI_INDEX = pd.MultiIndex.from_tuples(
     [(NOISE_LABELS[t], lv) for t in ("lattice", "coordinates") for lv in SI_LEVELS[t]],

@@ -59,6 +59,7 @@ import torch
 
 from .crystal import Crystal
 from .lattice import lattice_matrix, lattice_parameters_from_matrix
+from .vocabulary import NOISE_LEVELS, NOISE_TYPES
 
 __all__ = [
     "NOISE_LEVELS",
@@ -70,15 +71,6 @@ __all__ = [
     "distort",
     "COORDINATE_UNITS",
 ]
-
-NOISE_LEVELS = {
-    "lattice": (0.01, 0.05, 0.1, 0.15, 0.2),
-    "coordinates": (0.001, 0.005, 0.01, 0.05, 0.1),
-}
-"""The study's noise levels σ (SI), dimensionless for ``"lattice"`` and in Å for ``"coordinates"``."""
-
-NOISE_TYPES = tuple(NOISE_LEVELS)
-"""The two noise types, ``("lattice", "coordinates")``."""
 
 COORDINATE_UNITS = ("angstrom", "fractional")
 """Units of the coordinate-noise σ, Cartesian Å (the default) or fractional coordinates."""

@@ -20,10 +20,10 @@ from .crystal import Crystal
 from .lattice import is_valid_lattice
 from .losses import all_similarities
 from .pattern import DEFAULT_SETTINGS, XRDSettings, simulate_pattern
+from .vocabulary import LATTICE_NAMES
 
 __all__ = ["MatcherTolerances", "structures_match", "amd_vector", "amd_distances", "evaluate_copies", "LATTICE_NAMES"]
 
-LATTICE_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
 
 
 @dataclass(frozen=True)

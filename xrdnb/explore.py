@@ -51,21 +51,26 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .crystal import crystal_from_structure
-from .distortions import NOISE_LEVELS, NOISE_TYPES, distort
+from .distortions import distort
 from .evaluate import structures_match
-from .landscape import LATTICE_LABELS, LATTICE_NAMES, lattice_slice, project_onto_slice, xrd_similarity_fn
+from .landscape import lattice_slice, project_onto_slice, xrd_similarity_fn
 from .lattice import is_valid_lattice
-from .losses import LOSS_NAMES, all_similarities, loss_function
+from .losses import all_similarities, loss_function
 from .optimize import STOP_REASONS, GDConfig, gd_step, init_state
 from .pattern import DEFAULT_SETTINGS, XRDSettings, simulate_pattern
-from .structures import BENCHMARK_NAMES, StructureError, crystal_family, load_structure
+from .structures import StructureError, crystal_family, load_structure
+from .vocabulary import (
+    BENCHMARK_NAMES,
+    LATTICE_LABELS,
+    LATTICE_NAMES,
+    LOSS_LABELS,
+    LOSS_NAMES,
+    NOISE_LEVELS,
+    NOISE_TYPES,
+    SIMILARITY_LABELS,
+)
 
 __all__ = ["Explorer", "SIMILARITY_LABELS", "DEFAULT_LR"]
-
-SIMILARITY_LABELS = {"cosine": "cosine", "mse": "−MSE", "entropy": "entropy", "cross_correlation": "cross-correlation"}
-"""Display names of the four similarities (``"mse"`` is −MSE, higher = more alike)."""
-
-LOSS_LABELS = {"cosine": "−cosine", "mse": "MSE", "entropy": "−entropy", "cross_correlation": "−cross-correlation"}
 
 DEFAULT_LR = {"lattice": 1e-2, "coordinates": 1e-3}
 """Default Adam learning rates by gradient-descent mode (those of the ``book`` sweep profile)."""

@@ -54,6 +54,7 @@ from .lattice import is_valid_lattice
 from .losses import similarity_function, simulator_overrides
 from .pattern import DEFAULT_SETTINGS, XRDSettings, simulate_pattern
 from .symmetry import canonical_family, free_parameters
+from .vocabulary import LATTICE_LABELS, LATTICE_NAMES, LATTICE_SYMBOLS
 
 __all__ = [
     "LATTICE_NAMES",
@@ -81,15 +82,6 @@ __all__ = [
     "Roughness",
     "roughness",
 ]
-
-LATTICE_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
-"""The six lattice parameters in the order of every ``(..., 6)`` lattice tensor."""
-
-LATTICE_LABELS = {"a": "a (Å)", "b": "b (Å)", "c": "c (Å)", "alpha": "α (°)", "beta": "β (°)", "gamma": "γ (°)"}
-"""Axis labels with units, by parameter name."""
-
-LATTICE_SYMBOLS = {"a": "a", "b": "b", "c": "c", "alpha": "α", "beta": "β", "gamma": "γ"}
-"""Display symbols, by parameter name."""
 
 LENGTH_SPAN = 0.2
 """Default half-width of a slice in a length, relative to the centre (±20 %; a choice)."""

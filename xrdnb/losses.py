@@ -67,6 +67,7 @@ from typing import Callable, Mapping
 import torch
 
 from .profiles import _fft_size
+from .vocabulary import LOSS_NAMES
 
 __all__ = [
     "LOSS_NAMES",
@@ -349,8 +350,6 @@ def cross_correlation_loss(
     return -cross_correlation(p, q, half_width=half_width, step=step)
 
 
-LOSS_NAMES: tuple[str, ...] = ("cosine", "mse", "entropy", "cross_correlation")
-"""Names of the four losses of the study, in the SI's order of the tables."""
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "cosine": cosine_loss,

@@ -22,6 +22,7 @@ from typing import Union
 from pymatgen.core import Structure
 
 from .scattering import has_scattering_factors
+from .vocabulary import BENCHMARK_NAMES, CRYSTAL_FAMILIES
 
 __all__ = [
     "StructureError",
@@ -36,22 +37,6 @@ __all__ = [
     "OCCUPANCY_TOLERANCE",
 ]
 
-BENCHMARK_NAMES = (
-    "Au2S",
-    "SrTe",
-    "U2Ti",
-    "NaInS2",
-    "BPO4",
-    "NdAl2Cu4",
-    "BaTiO3",
-    "LiCSN",
-    "Na3MnCoNiO6",
-    "Gd4B3C4",
-)
-"""The ten benchmark structures, ordered by crystal family (cubic → triclinic)."""
-
-CRYSTAL_FAMILIES = ("cubic", "hexagonal", "tetragonal", "orthorhombic", "monoclinic", "triclinic")
-"""The six crystal families of SI §1.3 (trigonal belongs to hexagonal)."""
 
 StructureLike = Union[str, os.PathLike, Structure]
 

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .device import resolve_device
+from .vocabulary import BENCHMARK_NAMES, NOISE_LEVELS
 
 __all__ = [
     "Cell",
@@ -217,7 +218,8 @@ class SweepSpec:
         return cls(**values)  # __post_init__ checks types and values (a bare string is not a list)
 
 
-ALL_STRUCTURES = ("Au2S", "SrTe", "U2Ti", "NaInS2", "BPO4", "NdAl2Cu4", "BaTiO3", "LiCSN", "Na3MnCoNiO6", "Gd4B3C4")
+ALL_STRUCTURES = BENCHMARK_NAMES
+"""The ten benchmark structures (:data:`xrdnb.vocabulary.BENCHMARK_NAMES`)."""
 
 PROFILES: dict[str, SweepSpec] = {
     "smoke": SweepSpec(
@@ -232,8 +234,8 @@ PROFILES: dict[str, SweepSpec] = {
     ),
     "book": SweepSpec(
         structures=ALL_STRUCTURES,
-        lattice_levels=(0.01, 0.05, 0.1, 0.15, 0.2),
-        coordinate_levels=(0.001, 0.005, 0.01, 0.05, 0.1),
+        lattice_levels=NOISE_LEVELS["lattice"],
+        coordinate_levels=NOISE_LEVELS["coordinates"],
         lattice_lrs=(1e-2,),
         coordinate_lrs=(1e-3,),
         n_copies=4,
@@ -244,8 +246,8 @@ PROFILES: dict[str, SweepSpec] = {
     ),
     "paper": SweepSpec(
         structures=ALL_STRUCTURES,
-        lattice_levels=(0.01, 0.05, 0.1, 0.15, 0.2),
-        coordinate_levels=(0.001, 0.005, 0.01, 0.05, 0.1),
+        lattice_levels=NOISE_LEVELS["lattice"],
+        coordinate_levels=NOISE_LEVELS["coordinates"],
         lattice_lrs=(5e-4, 1e-3, 5e-3, 1e-2),
         coordinate_lrs=(1e-6, 1e-5, 1e-4),
         n_copies=16,
