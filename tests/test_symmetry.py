@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from xrdnb import BENCHMARK_NAMES, CRYSTAL_FAMILIES, crystal_family, load_structure
-from xrdnb.symmetry import canonical_family, free_parameters, is_in_family, project_lattice
+from xrdnb.symmetry import TIED_PARAMETERS, canonical_family, free_parameters, is_in_family, project_lattice
+from xrdnb.vocabulary import LATTICE_NAMES
 
 
 def reference_projection(params, family):
@@ -193,3 +194,22 @@ def test_is_in_family_tolerance_and_nan():
     assert not is_in_family(x + torch.tensor([0, 0, 0, 1e-3, 0, 0]), "cubic").item()
     assert is_in_family(x + torch.tensor([0, 0, 0, 1e-3, 0, 0]), "cubic", atol=1e-2).item()
     assert not is_in_family(torch.full((1, 6), float("nan")), "triclinic").item()
+
+
+@pytest.mark.parametrize("family", CRYSTAL_FAMILIES)
+def test_tied_parameters_move_along_the_symmetry_axis(family):
+    free = free_parameters(family)
+    tied = TIED_PARAMETERS.get(family, {})
+    assert set(tied) <= set(free)  # only free parameters have partners
+    start = project_lattice(random_lattices((8,)), family)
+    for name in free:
+        partners = tied.get(name, (name,))
+        assert name in partners
+        moved = start.clone()
+        for p in partners:
+            moved[:, LATTICE_NAMES.index(p)] += 0.3 if p in ("a", "b", "c") else 1.5
+        assert is_in_family(moved, family).all(), (family, name)
+        if len(partners) < len(free) or family == "cubic":  # moving only ``name`` leaves the family
+            alone = start.clone()
+            alone[:, LATTICE_NAMES.index(name)] += 0.3 if name in ("a", "b", "c") else 1.5
+            assert is_in_family(alone, family).all() == (len(partners) == 1), (family, name)

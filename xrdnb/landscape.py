@@ -53,7 +53,7 @@ from .crystal import Crystal
 from .lattice import is_valid_lattice
 from .losses import similarity_function, simulator_overrides
 from .pattern import DEFAULT_SETTINGS, XRDSettings, simulate_pattern
-from .symmetry import canonical_family, free_parameters
+from .symmetry import TIED_PARAMETERS, canonical_family, free_parameters
 from .vocabulary import LATTICE_LABELS, LATTICE_NAMES, LATTICE_SYMBOLS
 
 __all__ = [
@@ -90,13 +90,6 @@ ANGLE_SPAN = 20.0
 """Default half-width of a slice in an angle, in degrees (±20°; a choice)."""
 
 _ALIASES = {"α": "alpha", "β": "beta", "γ": "gamma"}
-
-# free parameter of a family → the parameters that move with it on a symmetry axis
-_TIED = {
-    "cubic": {"a": ("a", "b", "c")},
-    "hexagonal": {"a": ("a", "b"), "c": ("c",)},
-    "tetragonal": {"a": ("a", "b"), "c": ("c",)},
-}
 
 ValueFunction = Callable[[Crystal], torch.Tensor]
 
@@ -236,7 +229,8 @@ def tied_parameters(family: str, name: str | int) -> tuple[int, ...]:
     family
         crystal family (or alias, see :func:`xrdnb.symmetry.canonical_family`).
     name
-        a free parameter of the family (:func:`xrdnb.symmetry.free_parameters`).
+        a free parameter of the family (:func:`xrdnb.symmetry.free_parameters`); its
+        partners are those of :data:`xrdnb.symmetry.TIED_PARAMETERS`.
 
     Returns
     -------
@@ -260,7 +254,7 @@ def tied_parameters(family: str, name: str | int) -> tuple[int, ...]:
         raise ValueError(
             f"{key!r} is not a free parameter of the {fam} family (free: {', '.join(free_parameters(fam))})"
         )
-    return tuple(LATTICE_NAMES.index(p) for p in _TIED.get(fam, {}).get(key, (key,)))
+    return tuple(LATTICE_NAMES.index(p) for p in TIED_PARAMETERS.get(fam, {}).get(key, (key,)))
 
 
 def cut_lattices(

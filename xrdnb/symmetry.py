@@ -1,4 +1,4 @@
-"""Symmetry projectors 𝒫 by crystal family (SI §1.3).
+r"""Symmetry projectors 𝒫 by crystal family (SI §1.3).
 
 A projector maps lattice parameters ``(..., 6)`` = ``(a, b, c, α, β, γ)`` (lengths in Å,
 angles in degrees) onto parameters consistent with the given crystal family: lengths that
@@ -7,23 +7,23 @@ their fixed values, and free parameters pass through unchanged.
 
 .. math::
 
-   \\begin{aligned}
-   \\mathcal{P}_{\\text{cubic}}(a, b, c, \\alpha, \\beta, \\gamma)
-       &= (\\bar a, \\bar a, \\bar a, 90^\\circ, 90^\\circ, 90^\\circ),
-       & \\bar a &= \\tfrac{1}{3}(a + b + c) \\\\
-   \\mathcal{P}_{\\text{hexagonal}}(a, b, c, \\alpha, \\beta, \\gamma)
-       &= (\\bar a, \\bar a, c, 90^\\circ, 90^\\circ, 120^\\circ),
-       & \\bar a &= \\tfrac{1}{2}(a + b) \\\\
-   \\mathcal{P}_{\\text{tetragonal}}(a, b, c, \\alpha, \\beta, \\gamma)
-       &= (\\bar a, \\bar a, c, 90^\\circ, 90^\\circ, 90^\\circ),
-       & \\bar a &= \\tfrac{1}{2}(a + b) \\\\
-   \\mathcal{P}_{\\text{orthorhombic}}(a, b, c, \\alpha, \\beta, \\gamma)
-       &= (a, b, c, 90^\\circ, 90^\\circ, 90^\\circ) \\\\
-   \\mathcal{P}_{\\text{monoclinic}}(a, b, c, \\alpha, \\beta, \\gamma)
-       &= (a, b, c, 90^\\circ, \\beta, 90^\\circ) \\\\
-   \\mathcal{P}_{\\text{triclinic}}(a, b, c, \\alpha, \\beta, \\gamma)
-       &= (a, b, c, \\alpha, \\beta, \\gamma)
-   \\end{aligned}
+   \begin{aligned}
+   \mathcal{P}_{\text{cubic}}(a, b, c, \alpha, \beta, \gamma)
+       &= (\bar a, \bar a, \bar a, 90^\circ, 90^\circ, 90^\circ),
+       & \bar a &= \tfrac{1}{3}(a + b + c) \\
+   \mathcal{P}_{\text{hexagonal}}(a, b, c, \alpha, \beta, \gamma)
+       &= (\bar a, \bar a, c, 90^\circ, 90^\circ, 120^\circ),
+       & \bar a &= \tfrac{1}{2}(a + b) \\
+   \mathcal{P}_{\text{tetragonal}}(a, b, c, \alpha, \beta, \gamma)
+       &= (\bar a, \bar a, c, 90^\circ, 90^\circ, 90^\circ),
+       & \bar a &= \tfrac{1}{2}(a + b) \\
+   \mathcal{P}_{\text{orthorhombic}}(a, b, c, \alpha, \beta, \gamma)
+       &= (a, b, c, 90^\circ, 90^\circ, 90^\circ) \\
+   \mathcal{P}_{\text{monoclinic}}(a, b, c, \alpha, \beta, \gamma)
+       &= (a, b, c, 90^\circ, \beta, 90^\circ) \\
+   \mathcal{P}_{\text{triclinic}}(a, b, c, \alpha, \beta, \gamma)
+       &= (a, b, c, \alpha, \beta, \gamma)
+   \end{aligned}
 
 The family names are those of :data:`xrdnb.structures.CRYSTAL_FAMILIES`. Trigonal and
 rhombohedral structures belong to the hexagonal family in their hexagonal setting, so
@@ -50,6 +50,7 @@ __all__ = [
     "FAMILY_ALIASES",
     "canonical_family",
     "free_parameters",
+    "TIED_PARAMETERS",
     "project_lattice",
     "is_in_family",
 ]
@@ -65,6 +66,19 @@ _FREE = {
     "monoclinic": ("a", "b", "c", "beta"),
     "triclinic": ("a", "b", "c", "alpha", "beta", "gamma"),
 }
+
+TIED_PARAMETERS: dict[str, dict[str, tuple[str, ...]]] = {
+    "cubic": {"a": ("a", "b", "c")},
+    "hexagonal": {"a": ("a", "b"), "c": ("c",)},
+    "tetragonal": {"a": ("a", "b"), "c": ("c",)},
+}
+"""Free parameter of a family → the parameters 𝒫 keeps equal to it (its symmetry axis).
+
+Only the families that tie lengths together are listed (cubic ā: a = b = c; hexagonal and
+tetragonal ā: a = b); any other free parameter moves alone. A point that moves a free
+parameter together with its tied partners stays a fixed point of :func:`project_lattice`
+(e.g. the symmetry-axis cuts of :func:`xrdnb.landscape.lattice_cut`).
+"""
 
 
 def canonical_family(family: str) -> str:
