@@ -132,6 +132,7 @@ class SweepSpec:
     tol: float = 1e-4
     record_every: int = 100
     dtype: str = "float32"
+    selection_seed: int | None = None
 
     def __post_init__(self):
         """Check every setting before any cell exists (one line per problem, ValueError)."""
@@ -168,6 +169,18 @@ class SweepSpec:
             raise ValueError(f"sweep setting tol must be a number >= 0, got {self.tol!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"sweep setting dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if self.selection_seed is not None:
+            if not isinstance(self.selection_seed, int) or isinstance(self.selection_seed, bool):
+                raise ValueError(f"sweep setting selection_seed must be a whole number, got {self.selection_seed!r}")
+            if self.selection_seed in self.seeds:
+                raise ValueError(f"sweep setting selection_seed {self.selection_seed} is also an evaluated seed")
+
+    def selection_spec(self) -> "SweepSpec | None":
+        """The cells that choose the learning rates (:func:`xrdnb.selection.select`, rule 3): this grid at
+        ``selection_seed`` instead of ``seeds``; None when no selection seed is set or every run has one rate."""
+        if self.selection_seed is None or (len(self.lattice_lrs) <= 1 and len(self.coordinate_lrs) <= 1):
+            return None
+        return replace(self, seeds=(self.selection_seed,), selection_seed=None)
 
     def cells(self) -> list[Cell]:
         """Expand the grid, in a fixed order (structure, noise type, level, loss, constrained, lr, seed)."""
@@ -250,6 +263,7 @@ PROFILES: dict[str, SweepSpec] = {
         coordinate_levels=NOISE_LEVELS["coordinates"],
         lattice_lrs=(5e-4, 1e-3, 5e-3, 1e-2),
         coordinate_lrs=(1e-6, 1e-5, 1e-4),
+        selection_seed=1,
         n_copies=16,
         max_steps=30_000,
         patience=1000,
@@ -261,7 +275,9 @@ learning-rate range. ``book`` keeps the full grid (10 structures × 10 levels ×
 constrained cosine = 450 cells) but 4 copies and 60 steps, so that the rendered chapters
 build within the CI time; to move as far in 60 steps, it uses the SI's largest lattice
 learning rate (1e-2) and 10× the SI's largest coordinate one (1e-3), and scales the
-stopping rule (1e-4 over 1000 steps, i.e. 1e-7 per step) to 3e-6 over 30 steps."""
+stopping rule (1e-4 over 1000 steps, i.e. 1e-7 per step) to 3e-6 over 30 steps.
+``paper`` runs several learning rates; the copies of its ``selection_seed`` choose which one the
+tables report (:func:`xrdnb.selection.select`) and are never reported themselves."""
 
 
 @contextmanager
