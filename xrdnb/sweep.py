@@ -84,6 +84,9 @@ class Cell:
         see :class:`xrdnb.optimize.GDConfig`.
     dtype
         ``"float32"`` or ``"float64"`` for the optimisation (evaluation is float64).
+    units
+        units of the coordinate-noise σ: ``"angstrom"`` (the study's choice) or ``"fractional"``
+        (:func:`xrdnb.distortions.distort_coordinates`; the units sensitivity check).
     """
 
     structure: str
@@ -99,11 +102,19 @@ class Cell:
     tol: float = 1e-4
     record_every: int = 100
     dtype: str = "float32"
+    units: str = "angstrom"
 
     @property
     def cell_id(self) -> str:
-        """Stable identifier of the cell, a readable prefix plus a hash of every field."""
-        text = json.dumps(asdict(self), sort_keys=True)
+        """Stable identifier of the cell, a readable prefix plus a hash of every field.
+
+        ``units`` enters the hash only when it is not the default, so that the identifiers of
+        the study's cells do not depend on the field's existence.
+        """
+        fields_ = asdict(self)
+        if fields_["units"] == "angstrom":
+            del fields_["units"]
+        text = json.dumps(fields_, sort_keys=True)
         digest = hashlib.sha1(text.encode()).hexdigest()[:12]
         tag = "c" if self.constrained else "u"
         return f"{Path(self.structure).stem}_{self.noise_type[:3]}{self.noise_level:g}_{self.loss}_{tag}_{digest}"
@@ -293,12 +304,12 @@ def _one_thread():
 
 
 def run_cell(
-    cell: Cell, *, progress: bool = False, units: str = "angstrom", device: str = "cpu"
+    cell: Cell, *, progress: bool = False, units: str | None = None, device: str = "cpu"
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Distort, optimise and evaluate one cell; returns (rows, trajectories).
 
-    ``units`` is passed to :func:`xrdnb.distortions.distort` for coordinate noise (the
-    study's choice, Å, by default; ``"fractional"`` for the sensitivity check).
+    ``units`` (default: the cell's ``units``) is passed to :func:`xrdnb.distortions.distort`
+    for coordinate noise (the study's choice, Å; ``"fractional"`` for the sensitivity check).
     ``device`` is where the gradient descent runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``);
     distortion and evaluation stay on the CPU.
 
@@ -308,10 +319,10 @@ def run_cell(
     """
     device = resolve_device(device)
     with _one_thread():
-        return _run_cell(cell, progress, units, device)
+        return _run_cell(cell, progress, units or cell.units, device)
 
 
-def prepare_cell(cell: Cell, units: str = "angstrom"):
+def prepare_cell(cell: Cell, units: str | None = None):
     """What a cell starts from: ``(family, truth, start, config)``.
 
     ``truth`` is the ground truth as a one-copy :class:`~xrdnb.crystal.Crystal` (float64),
@@ -326,7 +337,7 @@ def prepare_cell(cell: Cell, units: str = "angstrom"):
     structure = load_structure(cell.structure)
     family = crystal_family(structure)
     truth = crystal_from_structure(structure)
-    start = distort(truth, cell.noise_type, cell.noise_level, cell.n_copies, cell.seed, units=units)
+    start = distort(truth, cell.noise_type, cell.noise_level, cell.n_copies, cell.seed, units=units or cell.units)
     config = GDConfig(
         mode="lattice" if cell.noise_type == "lattice" else "coordinates",
         loss=cell.loss,
@@ -421,7 +432,9 @@ def batch_groups(cells: Sequence[Cell], max_copies: int = 4096) -> list[list[Cel
     return order
 
 
-def run_cells_batched(cells: Sequence[Cell], *, units: str = "angstrom", device: str = "cpu", progress: bool = False):
+def run_cells_batched(
+    cells: Sequence[Cell], *, units: str | None = None, device: str = "cpu", progress: bool = False
+):
     """Run cells of one structure and noise type as one batched gradient descent; ``[(rows, trajectories)]``.
 
     The rows are those of :func:`run_cell` for each cell (the batched engine computes
