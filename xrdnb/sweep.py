@@ -104,6 +104,13 @@ class Cell:
     dtype: str = "float32"
     units: str = "angstrom"
 
+    def __post_init__(self):
+        """Refuse unknown coordinate-noise units before any cell runs (ValueError)."""
+        from .distortions import COORDINATE_UNITS
+
+        if self.units not in COORDINATE_UNITS:
+            raise ValueError(f"cell units must be one of {', '.join(COORDINATE_UNITS)}, got {self.units!r}")
+
     @property
     def cell_id(self) -> str:
         """Stable identifier of the cell, a readable prefix plus a hash of every field.

@@ -1,6 +1,5 @@
-"""Correlation tables of SI Tables S1/S2 (xrdnb.analysis)."""
+"""Correlation tables of SI Tables S1/S2: statistics, layout, paper values, claims, sensitivity checks."""
 
-import doctest
 import math
 import warnings
 
@@ -9,8 +8,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from xrdnb import analysis
-from xrdnb.analysis import (
+from xrdnb import sensitivity, statistics, tables
+from xrdnb.claims import evaluate_claims
+from xrdnb.statistics import bootstrap_ci, correlations
+from xrdnb.tables import (
     COLUMN_RUNS,
     PAPER_TABLE_S1,
     PAPER_TABLE_S1_TEXT,
@@ -18,17 +19,14 @@ from xrdnb.analysis import (
     PAPER_TABLE_S2_TEXT,
     SI_COLUMNS,
     SI_INDEX,
-    bootstrap_ci,
     compare_with_paper,
     correlation_cells,
     correlation_table,
-    correlations,
-    evaluate_claims,
     format_comparison,
     paper_mark,
-    select_learning_rates,
     si_layout,
 )
+from xrdnb.vocabulary import NOISE_LEVELS
 
 
 @pytest.fixture(autouse=True)
@@ -179,7 +177,7 @@ def test_bootstrap_hierarchical_is_wider_for_clustered_data():
 
 def test_hierarchical_indices_resample_structures_then_copies():
     codes = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])  # unequal numbers of copies
-    index, mask = analysis._hierarchical_indices(codes, 200, np.random.default_rng(0))
+    index, mask = statistics._hierarchical_indices(codes, 200, np.random.default_rng(0))
     sizes = np.bincount(codes)
     width = sizes.max()
     for row, keep in zip(index, mask):
@@ -195,7 +193,7 @@ def test_bootstrap_spearman_with_unequal_groups_matches_reference():
     rng = np.random.default_rng(9)
     codes = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 3])
     x, y = rng.normal(size=codes.size), rng.normal(size=codes.size)
-    index, mask = analysis._hierarchical_indices(codes, 50, np.random.default_rng(1))
+    index, mask = statistics._hierarchical_indices(codes, 50, np.random.default_rng(1))
     expected = []
     for row, keep in zip(index, mask):
         xs, ys = x[row[keep]], y[row[keep]]
@@ -205,7 +203,7 @@ def test_bootstrap_spearman_with_unequal_groups_matches_reference():
             expected.append(stats.spearmanr(xs, ys).statistic)
     xs = stats.rankdata(np.where(mask, x[index], np.inf), axis=1)
     ys = stats.rankdata(np.where(mask, y[index], np.inf), axis=1)
-    got = analysis._masked_pearson(xs, ys, mask)
+    got = statistics._masked_pearson(xs, ys, mask)
     np.testing.assert_allclose(got, expected, atol=1e-12)
 
 
@@ -223,7 +221,7 @@ def synthetic_rows(seed=0, n_structures=10, n_copies=4, prefix=""):
     """Sweep-like rows for every SI cell; per column a known relation between AMD and similarity."""
     rng = np.random.default_rng(seed)
     frames = []
-    for noise_type, levels in analysis.SI_LEVELS.items():
+    for noise_type, levels in NOISE_LEVELS.items():
         for level in levels:
             for column, (loss, constrained) in COLUMN_RUNS.items():
                 if constrained and noise_type == "coordinates":
@@ -296,7 +294,7 @@ def test_start_stage_uses_start_columns():
     assert correlation_table(rows, stage="start").loc["Lattice"].gt(0.9).all().all()
     cells = correlation_cells(rows, n_bootstrap=0)
     assert cells["pearson"].isna().all()
-    assert set(cells["reason"]) == {"both columns are constant", analysis._NOT_RUN}
+    assert set(cells["reason"]) == {"both columns are constant", tables._NOT_RUN}
 
 
 def test_cells_report_counts_ci_and_missing_runs():
@@ -406,21 +404,6 @@ def test_claims_on_a_computed_table():
 # --------------------------------------------------------------------------- helpers
 
 
-def test_select_learning_rates():
-    rows = pd.DataFrame(
-        {
-            "noise_type": ["lattice"] * 4 + ["coordinates"] * 2,
-            "lr": [1e-3, 1e-3, 1e-2, 1e-2, 1e-4, 1e-4],
-            "match": [True, True, False, True, False, False],
-        }
-    )
-    kept, chosen = select_learning_rates(rows)
-    assert chosen == {"lattice": 1e-3, "coordinates": 1e-4} and len(kept) == 4
-    kept, chosen = select_learning_rates(rows, lattice=1e-2)
-    assert chosen["lattice"] == 1e-2 and len(kept) == 4
-    with pytest.raises(ValueError, match="no lattice runs"):
-        select_learning_rates(rows, lattice=5e-4)
-
 
 def test_amd_prefix_property_and_final_structures(tmp_path):
     """AMD distances for several k from one computation; end structures rebuilt from rows and npz."""
@@ -450,41 +433,35 @@ def test_amd_prefix_property_and_final_structures(tmp_path):
             "final_gamma": 90.0,
         }
     )
-    structures = analysis.final_structures(rows, tmp_path)
+    structures = sensitivity.final_structures(rows, tmp_path)
     assert structures[0].lattice.a == pytest.approx(a * 1.01) and structures[0].lattice.alpha == pytest.approx(91.0)
     np.testing.assert_allclose(structures[2].frac_coords, coords[1].numpy() % 1.0, atol=1e-12)
     reference = truth.to_structures()[0]
-    table = analysis.amd_distances_for_k(structures, [reference] * 3, ks=(20, 50))
+    table = sensitivity.amd_distances_for_k(structures, [reference] * 3, ks=(20, 50))
     assert list(table.columns) == ["amd_k20", "amd_k50"]
     np.testing.assert_allclose(table["amd_k20"], amd_distances(structures, reference, k=20), rtol=1e-12)
     np.testing.assert_allclose(table["amd_k50"], amd_distances(structures, reference, k=50), rtol=1e-12)
     assert table.loc[1, "amd_k50"] == pytest.approx(0.0, abs=1e-9)  # copy 0 is the ground truth
 
 
-def test_doctests():
-    result = doctest.testmod(analysis)
-    assert result.failed == 0 and result.attempted > 10
 
+def test_the_units_check_is_an_ordinary_sweep(tmp_path):
+    """Cells with fractional coordinate noise: their own ids and files, larger distortions, read back, not re-run."""
+    from dataclasses import replace
 
-def test_run_cells_with_units_matches_the_sweep_and_resumes(tmp_path):
-    """With Å units the re-run reproduces the sweep's rows; fractional units distort more; cached."""
-    from xrdnb.sweep import Cell, run_cell
+    from xrdnb.sweep import Cell, cell_path, run_sweep
 
     cell = Cell(
         "U2Ti", "coordinates", 0.01, "cosine", False, 1e-4, 0, n_copies=2, max_steps=2, patience=5, record_every=1
     )
-    ang = analysis.run_cells_with_units([cell], tmp_path, "angstrom")
-    sweep_rows, _ = run_cell(cell)
-    for col in ("amd_distance", "start_amd_distance", "similarity_cosine", "start_similarity_cosine", "match"):
-        np.testing.assert_array_equal(ang[col].to_numpy(), sweep_rows[col].to_numpy())
-    frac = analysis.run_cells_with_units([cell], tmp_path, "fractional")
+    frac_cell = replace(cell, units="fractional")
+    assert frac_cell.cell_id != cell.cell_id
+    ang, frac = (run_sweep([c], tmp_path, progress=False) for c in (cell, frac_cell))
     assert (frac["units"] == "fractional").all() and (ang["units"] == "angstrom").all()
     assert (frac["start_amd_distance"] > ang["start_amd_distance"]).all()  # U2Ti: a ≈ 4.8 Å, so σ·a > σ
-    assert (tmp_path / "sensitivity" / "units-fractional" / f"{cell.cell_id}.csv").exists()
-    again = analysis.run_cells_with_units([cell], tmp_path, "fractional")  # read back, not re-run
+    stamp = cell_path(tmp_path, frac_cell).stat().st_mtime_ns
+    again = run_sweep([frac_cell], tmp_path, progress=False)
     pd.testing.assert_frame_equal(again, frac)
-    with pytest.raises(ValueError):
-        analysis.run_cells_with_units([cell], tmp_path, "nm")
-    with pytest.raises(ValueError, match="not a torch device"):
-        analysis.run_cells_with_units([cell], tmp_path / "elsewhere", "fractional", device="banana")
-    assert not (tmp_path / "elsewhere").exists()  # refused before anything is written
+    assert cell_path(tmp_path, frac_cell).stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="units"):
+        run_sweep([replace(cell, units="nm")], tmp_path / "elsewhere", progress=False)
