@@ -98,7 +98,9 @@ def choose_learning_rates(selection_rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for _, group in rates.groupby(list(GROUP), sort=False):
         best = group[group["match_rate"] == group["match_rate"].max()].sort_values("lr").iloc[0]
-        candidates = ", ".join(f"{lr:g}: {rate:.0%}" for lr, rate in zip(group["lr"], group["match_rate"]))
+        candidates = ", ".join(
+            f"{lr:g}: {rate:.0%}" for lr, rate in zip(group["lr"], group["match_rate"], strict=False)
+        )
         out.append({**best.to_dict(), "candidates": candidates, "rule": "selected"})
     return pd.DataFrame(out).reset_index(drop=True)
 
@@ -123,7 +125,12 @@ def _stated_or_only(rows: pd.DataFrame, stated: dict[str, float | None]) -> pd.D
             return None
         part = group[np.isclose(group["lr"], lr)]
         out.append(
-            {**dict(zip(GROUP, key)), "lr": lr, "match_rate": float(part["match"].mean()), "copies": len(part)}
+            {
+                **dict(zip(GROUP, key, strict=False)),
+                "lr": lr,
+                "match_rate": float(part["match"].mean()),
+                "copies": len(part),
+            }
             | {"candidates": ", ".join(f"{v:g}" for v in present), "rule": rule}
         )
     return pd.DataFrame(out)
@@ -135,7 +142,7 @@ def select_runs(rows: pd.DataFrame, learning_rates: pd.DataFrame) -> pd.DataFram
     Groups without a learning rate in ``learning_rates`` are an error: a table must not silently lose a run.
     """
     chosen = {tuple(r[c] for c in GROUP): float(r["lr"]) for _, r in learning_rates.iterrows()}
-    keys = list(zip(*(rows[c] for c in GROUP)))
+    keys = list(zip(*(rows[c] for c in GROUP), strict=False))
     absent = sorted({k for k in keys if k not in chosen}, key=str)
     if absent:
         raise ValueError(f"no learning rate chosen for the runs {absent}")
@@ -182,7 +189,9 @@ class Selection:
 
 def with_run_labels(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` with a ``run`` column: the display name of (``loss``, ``constrained``)."""
-    labels = [run_label(loss, constrained) for loss, constrained in zip(rows["loss"], rows["constrained"])]
+    labels = [
+        run_label(loss, constrained) for loss, constrained in zip(rows["loss"], rows["constrained"], strict=False)
+    ]
     return rows.assign(run=labels)
 
 
