@@ -1,0 +1,139 @@
+"""The study's landscapes and roughness tables (xrdnb.landscape_tables): golden values on small grids."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from xrdnb import landscape_tables as lt
+from xrdnb.landscape import Cut, Slice
+
+CENTER = torch.tensor([4.0, 4.0, 6.0, 90.0, 90.0, 120.0], dtype=torch.float64)
+
+
+def _slice(values, names=("a", "c")):
+    n1, n2 = values.shape[:2]
+    return Slice(
+        tuple(names), torch.linspace(3.2, 4.8, n1, dtype=torch.float64), torch.linspace(4.8, 7.2, n2), values, CENTER
+    )
+
+
+def _double_well():
+    """cos-like similarity with its global maximum at the centre and a second, lower peak in a corner."""
+    x = torch.linspace(-1, 1, 5, dtype=torch.float64)
+    bump = torch.exp(-4 * (x[:, None] ** 2 + x[None, :] ** 2))
+    corner = 0.5 * torch.exp(-8 * ((x[:, None] - 1) ** 2 + (x[None, :] - 1) ** 2))
+    return bump + corner
+
+
+def test_labels():
+    assert lt.slice_label(("a", "gamma")) == "a–γ"
+    assert lt.slice_label((0, 4)) == "a–β"
+    assert (
+        lt.span_text(0.1, 5) == "±10 % in lengths, ±5° in angles, other parameters and coordinates at the ground truth"
+    )
+
+
+def test_slice_table_counts_minima_and_the_runner_up():
+    table = lt.slice_table({"x": _slice(_double_well())})
+    line = table.iloc[0]
+    assert line["structure"] is None and line["slice"] == "a–c"
+    assert line["similarity at ground truth"] == pytest.approx(1.0)
+    assert line["global max at ground truth"]
+    assert line["minima"] == 2  # the centre and the corner peak are both minima of the loss
+    assert 0 < line["basin fraction"] < 1
+    # the runner-up is the corner peak, 0.5 plus the tail of the central bump there, exp(-4 * 2)
+    assert line["max similarity elsewhere"] == pytest.approx(0.5 + math.exp(-8.0))
+
+
+def test_slice_table_of_landscapes_names_the_structure_and_ignores_nan():
+    values = _double_well()
+    values[0, 0] = float("nan")
+    land = lt.Landscape("U2Ti", "U2Ti", "hexagonal", _slice(values))
+    line = lt.slice_table({("a", "c"): land}).iloc[0]
+    assert line["structure"] == "U2Ti" and line["global max at ground truth"]
+
+
+def _cut(values, name="a", family="cubic"):
+    centre = float(CENTER["abc".index(name)])
+    x = torch.linspace(0.8 * centre, 1.2 * centre, len(values), dtype=torch.float64)
+    return Cut(name, family, x, values, CENTER, channels=("cosine", "mse"))
+
+
+def test_roughness_table_and_pivot():
+    single = torch.tensor([0.1, 0.5, 1.0, 0.5, 0.1], dtype=torch.float64)  # one maximum: convex loss
+    wavy = torch.tensor([0.6, 0.2, 1.0, 0.2, 0.6], dtype=torch.float64)  # edges are minima of the loss too
+    cuts = {
+        ("Au2S", "a"): lt.Landscape("Au2S", "Au2S", "cubic", _cut(torch.stack([single, wavy], dim=-1))),
+        ("BPO4", "c"): lt.Landscape("BPO4", "BPO4", "tetragonal", _cut(torch.stack([wavy, single], -1), "c", None)),
+    }
+    table = lt.roughness_table(cuts, losses=("cosine", "mse"))
+    assert table[["structure", "axis", "loss", "minima"]].values.tolist() == [
+        ["Au2S", "a\u0304 (= a = b = c)", "cosine", 1],
+        ["Au2S", "a\u0304 (= a = b = c)", "mse", 3],
+        ["BPO4", "c", "cosine", 3],
+        ["BPO4", "c", "mse", 1],
+    ]
+    assert table["basin fraction"].tolist() == [1.0, 0.6, 0.6, 1.0]
+    wide = lt.roughness_pivot(table, losses=("cosine", "mse"))
+    assert list(wide.columns) == [("minima", "cosine"), ("minima", "mse")] + [
+        ("basin fraction", "cosine"),
+        ("basin fraction", "mse"),
+    ]
+    assert wide.loc[("BPO4", "tetragonal", "c"), ("minima", "cosine")] == 3
+
+
+def test_relative_axis_is_per_cent_for_lengths_and_degrees_for_angles():
+    assert lt.relative_axis(_cut(torch.zeros(5, 2))).tolist() == pytest.approx([-20, -10, 0, 10, 20])
+    angle = Cut("gamma", None, torch.tensor([110.0, 120.0, 130.0]), torch.zeros(3), CENTER)
+    assert lt.relative_axis(angle).tolist() == [-10.0, 0.0, 10.0]
+
+
+def test_end_points_on_slice_and_overlay_table():
+    sl = _slice(torch.zeros(5, 5))
+    final = {"final_a": [4.4, 6.0], "final_b": [4.0, 4.8], "final_c": [6.6, 6.0]}
+    rest = {"final_alpha": 90.0, "final_beta": 90.0, "final_gamma": 120.0}
+    rows = pd.DataFrame(final | rest | {"structure": "U2Ti", "run": "cosine", "noise_level": 0.1})
+    rows = rows.assign(match=[True, False], similarity_cosine=[0.9, 0.3], constrained=False)
+    points = lt.end_points_on_slice(rows, sl, length_span=0.2, angle_span=20.0)
+    assert points["x"].tolist() == pytest.approx([4.4, 6.0]) and points["y"].tolist() == pytest.approx([6.6, 6.0])
+    # b is off the plane: 0 and 0.8 Å, in units of 20 % of 4 Å
+    assert points["off_plane"].tolist() == pytest.approx([0.0, 1.0])
+    assert points["inside"].tolist() == [True, False]
+    table = lt.overlay_table(points)
+    assert table.iloc[0].to_dict() == {
+        "structure": "U2Ti",
+        "run": "cosine",
+        "lattice noise σ": 0.1,
+        "end points": 2,
+        "match": 1,
+        "median cos at end": pytest.approx(0.6),
+        "inside the slice": 1,
+        "median off-plane distance (Δ)": pytest.approx(0.5),
+    }
+    assert lt.end_points_on_slice(rows.iloc[:0], sl).empty
+
+
+def test_the_studys_landscapes_of_a_real_structure():
+    slices = lt.pair_slices("U2Ti", pairs=[("a", "c")], n=3)
+    land = slices[("a", "c")]
+    assert (land.structure, land.formula, land.family) == ("U2Ti", "U2Ti", "hexagonal")
+    assert land.grid.values.shape == (3, 3) and float(land.grid.values[1, 1]) == pytest.approx(1.0)
+    assert len(lt.pair_slices("U2Ti", n=2)) == 15
+    cuts = lt.axis_cuts(["Au2S"], n=3, losses=("cosine", "mse"))
+    assert list(cuts) == [("Au2S", "a")] and cuts[("Au2S", "a")].grid.label == "a\u0304 (= a = b = c)"
+    assert cuts[("Au2S", "a")].grid.channel("cosine")[1] == pytest.approx(1.0)
+    rough = lt.loss_slices(["Au2S"], ("a", "c"), n=3)
+    assert rough["Au2S"].grid.channels == ("cosine", "mse", "entropy", "cross_correlation")
+    values = rough["Au2S"].grid.values[1, 1].numpy()
+    assert np.allclose(values, [1.0, 0.0, 1.0, 1.0])  # every similarity is perfect at the ground truth (−MSE 0)
+
+
+def test_docstring_examples():
+    import doctest
+
+    assert doctest.testmod(lt).failed == 0

@@ -1,0 +1,289 @@
+"""Landscapes of the benchmark structures and their roughness tables: what chapter 3 shows.
+
+:mod:`xrdnb.landscape` computes one slice or cut of a crystal and its roughness; this module
+runs them over the study's structures and collects the tables of chapter 3: the 15 slices of
+SI Fig. S2, the symmetry-axis cuts inside the constrained manifold, one slice per structure with
+the four similarities, and gradient-descent end points projected onto a slice (SI Fig. S3).
+
+Roughness is that of the *loss*, minus the similarity (:func:`xrdnb.landscape.roughness`):
+strict local minima on the grid and the fraction of grid points whose steepest descent on the
+grid ends where the descent from the ground truth ends.
+
+Examples
+--------
+>>> import torch
+>>> x = torch.linspace(-1, 1, 5, dtype=torch.float64)
+>>> bowl = Slice(("a", "b"), x, x, 1 - x[:, None] ** 2 - x[None, :] ** 2, torch.tensor([0.0, 0, 0, 90, 90, 90]))
+>>> table = slice_table({("a", "b"): bowl})
+>>> table[["slice", "minima", "basin fraction", "global max at ground truth"]].to_dict("records")
+[{'slice': 'a–b', 'minima': 1, 'basin fraction': 1.0, 'global max at ground truth': True}]
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .crystal import crystal_from_structure
+from .landscape import (
+    ANGLE_SPAN,
+    LENGTH_SPAN,
+    Cut,
+    Slice,
+    lattice_cut,
+    lattice_slice,
+    parameter_index,
+    project_onto_slice,
+    roughness,
+    xrd_similarity_fn,
+)
+from .structures import crystal_family, load_structure
+from .symmetry import free_parameters
+from .vocabulary import LATTICE_NAMES, LATTICE_SYMBOLS, LOSS_NAMES
+
+__all__ = [
+    "ROUGHNESS_COLUMNS",
+    "Landscape",
+    "slice_label",
+    "span_text",
+    "pair_slices",
+    "slice_table",
+    "loss_slices",
+    "axis_cuts",
+    "roughness_table",
+    "roughness_pivot",
+    "relative_axis",
+    "end_points_on_slice",
+    "overlay_table",
+]
+
+ROUGHNESS_COLUMNS = ("minima", "basin fraction")
+"""The two roughness numbers of every table: strict local minima of the loss and the basin fraction."""
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class Landscape:
+    """A slice or cut of one benchmark structure, with the names a table or caption needs.
+
+    Attributes
+    ----------
+    structure
+        benchmark name, e.g. ``"Na3MnCoNiO6"``.
+    formula
+        reduced formula (pymatgen), e.g. ``"Na3MnCoNiO6"``.
+    family
+        crystal family of the ground truth.
+    grid
+        the :class:`~xrdnb.landscape.Slice` or :class:`~xrdnb.landscape.Cut`.
+    """
+
+    structure: str
+    formula: str
+    family: str
+    grid: Slice | Cut
+
+
+def _truth(name: str, dtype: str):
+    structure = load_structure(name)
+    crystal = crystal_from_structure(structure, dtype=_DTYPES[dtype])
+    return structure.composition.reduced_formula, crystal_family(structure), crystal
+
+
+def slice_label(names: Sequence[str]) -> str:
+    """``"a–γ"``: the symbols of a slice's two parameters."""
+    return "–".join(LATTICE_SYMBOLS[LATTICE_NAMES[parameter_index(n)]] for n in names)
+
+
+def span_text(length_span: float = LENGTH_SPAN, angle_span: float = ANGLE_SPAN) -> str:
+    """Caption text of a slice's extent."""
+    return (
+        f"±{100 * length_span:g} % in lengths, ±{angle_span:g}° in angles, "
+        "other parameters and coordinates at the ground truth"
+    )
+
+
+def pair_slices(
+    name: str,
+    *,
+    pairs: Sequence[Sequence[str]] | None = None,
+    similarity: str = "cosine",
+    n: int = 21,
+    chunk_size: int = 64,
+    length_span: float = LENGTH_SPAN,
+    angle_span: float = ANGLE_SPAN,
+    dtype: str = "float64",
+) -> dict[tuple[str, str], Landscape]:
+    """Slices of one structure's ``similarity`` to its ground-truth pattern over parameter pairs.
+
+    ``pairs`` None: all 15 pairs of the six lattice parameters (SI Fig. S2).
+    """
+    formula, family, truth = _truth(name, dtype)
+    fn = xrd_similarity_fn(truth, similarity)
+    pairs = list(itertools.combinations(LATTICE_NAMES, 2)) if pairs is None else [tuple(p) for p in pairs]
+    span = dict(length_span=length_span, angle_span=angle_span)
+    return {
+        pair: Landscape(name, formula, family, lattice_slice(truth, pair, fn, n=n, chunk_size=chunk_size, **span))
+        for pair in pairs
+    }
+
+
+def slice_table(slices: dict) -> pd.DataFrame:
+    """Per single-channel slice: the similarity at the ground truth, the largest elsewhere, and the roughness.
+
+    ``slices`` maps keys to :class:`Landscape` or :class:`~xrdnb.landscape.Slice`. Columns: ``structure``
+    (the formula; None for a bare slice), ``slice``, ``similarity at ground truth``, ``max similarity
+    elsewhere``, ``global max at ground truth``, ``minima``, ``basin fraction``.
+    """
+    out = []
+    for item in slices.values():
+        sl = item.grid if isinstance(item, Landscape) else item
+        i, j = sl.center_index
+        r = roughness(-sl.values, sl.center_index)
+        flat = torch.nan_to_num(sl.values, nan=-np.inf).flatten()
+        out.append(
+            {"structure": item.formula if isinstance(item, Landscape) else None, "slice": slice_label(sl.names)}
+            | {"similarity at ground truth": float(sl.values[i, j])}
+            | {"max similarity elsewhere": float(flat.topk(2).values[1])}
+            | {"global max at ground truth": int(flat.argmax()) == i * sl.values.shape[1] + j}
+            | {"minima": r.n_minima, "basin fraction": r.basin_fraction}
+        )
+    return pd.DataFrame(out)
+
+
+def loss_slices(
+    names: Sequence[str],
+    pair: Sequence[str],
+    *,
+    losses: Sequence[str] = LOSS_NAMES,
+    n: int = 17,
+    cc_half_width: float = 1.0,
+    chunk_size: int = 64,
+    length_span: float = LENGTH_SPAN,
+    angle_span: float = ANGLE_SPAN,
+    dtype: str = "float64",
+) -> dict[str, Landscape]:
+    """One slice per structure over ``pair`` with one channel per similarity of ``losses``."""
+    out = {}
+    for name in names:
+        formula, family, truth = _truth(name, dtype)
+        fn = xrd_similarity_fn(truth, list(losses), cc_half_width=cc_half_width)
+        sl = lattice_slice(
+            truth, pair, fn, n=n, chunk_size=chunk_size, channels=losses, length_span=length_span, angle_span=angle_span
+        )
+        out[name] = Landscape(name, formula, family, sl)
+    return out
+
+
+def axis_cuts(
+    names: Sequence[str],
+    *,
+    losses: Sequence[str] = LOSS_NAMES,
+    n: int = 101,
+    cc_half_width: float = 1.0,
+    chunk_size: int = 64,
+    length_span: float = LENGTH_SPAN,
+    angle_span: float = ANGLE_SPAN,
+    dtype: str = "float64",
+) -> dict[tuple[str, str], Landscape]:
+    """1-D cuts along every free parameter of each structure's family (:func:`xrdnb.symmetry.free_parameters`).
+
+    Each cut moves the parameter with its tied partners (ā = a = b = c for a cubic cell), so it
+    stays inside the constrained manifold; one channel per similarity of ``losses``. Keys are
+    ``(structure, parameter)``.
+    """
+    out = {}
+    for name in names:
+        formula, family, truth = _truth(name, dtype)
+        fn = xrd_similarity_fn(truth, list(losses), cc_half_width=cc_half_width)
+        for param in free_parameters(family):
+            cut = lattice_cut(
+                truth,
+                param,
+                fn,
+                family=family,
+                n=n,
+                chunk_size=chunk_size,
+                channels=losses,
+                length_span=length_span,
+                angle_span=angle_span,
+            )
+            out[(name, param)] = Landscape(name, formula, family, cut)
+    return out
+
+
+def roughness_table(landscapes: dict[object, Landscape], losses: Sequence[str] = LOSS_NAMES) -> pd.DataFrame:
+    """Long table of the roughness of each landscape's loss channels.
+
+    Columns: ``structure`` (formula), ``family``, ``axis`` (the cut's label, or the slice's pair),
+    ``loss``, ``minima``, ``basin fraction``.
+    """
+    out = []
+    for item in landscapes.values():
+        grid = item.grid
+        axis = grid.label if isinstance(grid, Cut) else slice_label(grid.names)
+        for loss in losses:
+            r = roughness(-grid.channel(loss), grid.center_index)
+            out.append(
+                {"structure": item.formula, "family": item.family, "axis": axis, "loss": loss}
+                | {"minima": r.n_minima, "basin fraction": r.basin_fraction}
+            )
+    return pd.DataFrame(out)
+
+
+def roughness_pivot(
+    table: pd.DataFrame, index: Sequence[str] = ("structure", "family", "axis"), losses: Sequence[str] = LOSS_NAMES
+) -> pd.DataFrame:
+    """:func:`roughness_table` wide: rows ``index``, columns (minima | basin fraction) × loss."""
+    wide = table.pivot_table(index=list(index), columns="loss", values=list(ROUGHNESS_COLUMNS), sort=False)
+    return wide.reindex(columns=pd.MultiIndex.from_product([list(ROUGHNESS_COLUMNS), list(losses)]))
+
+
+def relative_axis(cut: Cut) -> np.ndarray:
+    """A cut's coordinate as a change from the ground truth: per cent for a length, degrees for an angle."""
+    i = parameter_index(cut.name)
+    centre = float(cut.center[i])
+    return (100 * (cut.x / centre - 1) if i < 3 else cut.x - centre).numpy()
+
+
+def end_points_on_slice(
+    rows: pd.DataFrame, sl: Slice, *, length_span: float = LENGTH_SPAN, angle_span: float = ANGLE_SPAN
+) -> pd.DataFrame:
+    """Gradient-descent end points (``final_*`` lattices of sweep rows) projected onto a slice plane.
+
+    Returns ``rows`` with ``x``, ``y`` (the two in-plane parameters), ``off_plane`` (largest deviation of
+    the other four parameters, in slice half-widths: :func:`xrdnb.landscape.project_onto_slice`) and
+    ``inside`` (within the slice's extent).
+    """
+    if rows.empty:
+        return rows.assign(x=[], y=[], off_plane=[], inside=[])
+    points = torch.tensor(rows[[f"final_{p}" for p in LATTICE_NAMES]].to_numpy(dtype=float), dtype=sl.center.dtype)
+    coords, off = project_onto_slice(points, sl.center, sl.names, length_span=length_span, angle_span=angle_span)
+    x, y = coords[:, 0].numpy(), coords[:, 1].numpy()
+    inside = (x >= float(sl.x.min())) & (x <= float(sl.x.max())) & (y >= float(sl.y.min())) & (y <= float(sl.y.max()))
+    return rows.assign(x=x, y=y, off_plane=off.numpy(), inside=inside)
+
+
+def overlay_table(points: pd.DataFrame) -> pd.DataFrame:
+    """Per structure, run and lattice noise level of :func:`end_points_on_slice` rows: how the overlay reads.
+
+    Columns: ``structure``, ``run``, ``lattice noise σ``, ``end points``, ``match``, ``median cos at end``,
+    ``inside the slice``, ``median off-plane distance (Δ)``.
+    """
+    out = []
+    for (structure, run, level), part in points.groupby(["structure", "run", "noise_level"], sort=False):
+        out.append(
+            {"structure": structure, "run": run, "lattice noise σ": level, "end points": len(part)}
+            | {"match": int(part["match"].astype(bool).sum()), "median cos at end": part["similarity_cosine"].median()}
+            | {
+                "inside the slice": int(part["inside"].sum()),
+                "median off-plane distance (Δ)": part["off_plane"].median(),
+            }
+        )
+    return pd.DataFrame(out)
