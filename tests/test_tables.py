@@ -404,7 +404,6 @@ def test_claims_on_a_computed_table():
 # --------------------------------------------------------------------------- helpers
 
 
-
 def test_amd_prefix_property_and_final_structures(tmp_path):
     """AMD distances for several k from one computation; end structures rebuilt from rows and npz."""
     import torch
@@ -444,7 +443,6 @@ def test_amd_prefix_property_and_final_structures(tmp_path):
     assert table.loc[1, "amd_k50"] == pytest.approx(0.0, abs=1e-9)  # copy 0 is the ground truth
 
 
-
 def test_the_units_check_is_an_ordinary_sweep(tmp_path):
     """Cells with fractional coordinate noise: their own ids and files, larger distortions, read back, not re-run."""
     from dataclasses import replace
@@ -465,3 +463,305 @@ def test_the_units_check_is_an_ordinary_sweep(tmp_path):
     assert cell_path(tmp_path, frac_cell).stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="units"):
         run_sweep([replace(cell, units="nm")], tmp_path / "elsewhere", progress=False)
+
+
+# --------------------------------------------------------------------------- display tables, claims text, checks
+
+from xrdnb import claims as claims_module  # noqa: E402
+from xrdnb.tables import (  # noqa: E402
+    AGREEMENT_COLOURS,
+    agreement_counts,
+    agreement_summary,
+    amd_start_to_end,
+    ci_text,
+    mi_constraint_text,
+    mi_table,
+    own_table,
+    readable_index,
+    run_record,
+    styled_change,
+    styled_comparison,
+)
+
+
+def paper_cells(lo_offset=0.1):
+    """Cells whose Pearson/Spearman values are the paper's own, with a CI of ± ``lo_offset`` around them."""
+    cells = correlation_cells(synthetic_rows(), n_bootstrap=0)
+    for method, paper in (("pearson", PAPER_TABLE_S1), ("spearman", PAPER_TABLE_S2)):
+        values = np.array([paper.loc[r, c] for r, c in zip(cells["row"], cells["column"])])
+        computed = np.isfinite(cells[method].to_numpy())
+        values = np.where(computed & ~np.isfinite(values), 0.5, values)  # a value of ours where the SI is blank
+        values = np.where(computed, values, np.nan)
+        cells[method], cells[f"{method}_lo"], cells[f"{method}_hi"] = values, values - lo_offset, values + lo_offset
+    return cells
+
+
+def test_readable_index_and_ci_text():
+    table = readable_index(pd.DataFrame({"x": [1, 2]}, index=SI_INDEX[[0, 5]]))
+    assert table.index.tolist() == [("Lattice", "0.01"), ("Coordinates", "0.001")]
+    assert table.index.names == ["Noise Type", "Noise Level"]
+    assert ci_text(0.123, -0.5, 0.75) == "0.12 [-0.50, 0.75]"
+    assert ci_text(0.123, math.nan, 0.5, digits=3) == "0.123"
+    assert ci_text(math.nan) == "n/a"
+
+
+def test_own_and_mi_tables():
+    rows = synthetic_rows()
+    rows = rows[~((rows["loss"] == "mse") & (rows["noise_level"] == 0.2))]
+    cells = correlation_cells(rows, n_bootstrap=50)
+    table = own_table(cells, "spearman", digits=3)
+    one = cells.set_index(["noise_type", "noise_level", "column"]).loc[("lattice", 0.05, "Entropy Similarity")]
+    assert table.loc[("Lattice", "0.05"), "Entropy Similarity"] == (
+        f"{one.spearman:.3f} [{one.spearman_lo:.3f}, {one.spearman_hi:.3f}]"
+    )
+    assert table.loc[("Lattice", "0.2"), "MSE"] == "n/a"  # no runs
+    assert table.loc["Coordinates", "Cosine Similarity + Constraints"].eq("not run").all()
+    mi = mi_table(cells)
+    assert mi.loc[("Lattice", "0.05"), "Entropy Similarity"] == f"{one.mutual_information:.2f}"
+    assert mi.loc[("Lattice", "0.2"), "MSE"] == "n/a"
+    assert mi.loc["Coordinates", "Cosine Similarity + Constraints"].eq("not run").all()
+
+
+def test_agreement_counts_and_summary_on_the_papers_own_values():
+    cells = paper_cells()
+    counts, both = agreement_counts(cells, "pearson")
+    assert list(counts.index) == list(AGREEMENT_COLOURS)
+    # 50 cells: 5 not run (constrained, coordinates), 2 blank in the SI, the other 43 equal the paper's value
+    assert counts.to_dict() == {
+        "paper inside CI": 43,
+        "same sign, outside CI": 0,
+        "opposite sign": 0,
+        "no paper value": 2,
+        "not computed": 5,
+    }
+    assert len(both) == 43
+    summary = agreement_summary(cells)
+    assert list(summary.index) == ["Pearson (Table S1)", "Spearman (Table S2)"]
+    assert summary.loc["Pearson (Table S1)", "cells with both values"] == 43
+    assert summary.loc["Spearman (Table S2)", "mean |ours − paper|"] == pytest.approx(0.0, abs=1e-12)
+    assert summary.loc["Pearson (Table S1)", "correlation of ours with paper (over cells)"] == pytest.approx(1.0)
+    shifted = paper_cells(lo_offset=0.0)
+    shifted[["pearson", "pearson_lo", "pearson_hi"]] *= -1  # every value and CI of ours of the other sign
+    counts, _ = agreement_counts(shifted, "pearson")
+    assert counts["opposite sign"] == 43 - int((PAPER_TABLE_S1 == 0).sum().sum())
+
+
+def test_styled_tables_colour_by_status():
+    cells = paper_cells()
+    html = styled_comparison(cells, "pearson", caption="my caption").to_html()
+    assert "my caption" in html and AGREEMENT_COLOURS["paper inside CI"] in html
+    assert "0.76 [0.66, 0.86] · 0.76" in html
+    start = cells.assign(pearson=cells["pearson"] - 0.25)
+    change = styled_change({"final": cells, "start": start}, caption="change").data
+    assert change.loc[("Lattice", "0.01"), "MSE"] == pytest.approx(0.25)
+
+
+def test_amd_start_to_end_and_mi_constraint_text():
+    rows = pd.DataFrame(
+        {
+            "noise_type": ["coordinates"] * 4 + ["lattice"],
+            "noise_level": [0.01, 0.01, 0.1, 0.1, 0.01],
+            "loss": ["cosine", "cosine", "cosine", "mse", "cosine"],
+            "constrained": False,
+            "start_amd_distance": [0.1, 0.3, 0.5, 9.0, 9.0],
+            "amd_distance": [0.05, 0.15, 0.7, 9.0, 9.0],
+        }
+    )
+    table = amd_start_to_end(rows)
+    assert table.to_dict("index") == {
+        0.01: {"start_amd_distance": 0.2, "amd_distance": 0.1, "further": False},
+        0.1: {"start_amd_distance": 0.5, "amd_distance": 0.7, "further": True},
+    }
+    cells = correlation_cells(synthetic_rows(), n_bootstrap=0)
+    mi = cells["mutual_information"].to_numpy().copy()
+    cos = (cells["column"] == "Cosine Similarity").to_numpy()
+    con = (cells["column"] == "Cosine Similarity + Constraints").to_numpy()
+    lattice = (cells["noise_type"] == "lattice").to_numpy()
+    mi[cos & lattice], mi[con & lattice] = [0.1, 0.2, 0.3, 0.4, 0.5], [0.2, 0.1, 0.4, 0.5, np.nan]
+    text = mi_constraint_text(cells.assign(mutual_information=mi))
+    assert text == (
+        "constrained vs unconstrained cosine MI, lattice levels: 0.01: 0.20 vs 0.10; 0.05: 0.10 vs 0.20; "
+        "0.1: 0.40 vs 0.30; 0.15: 0.50 vs 0.40; 0.2: n/a vs 0.50 -> constrained higher at 3 of 4 levels"
+    )
+
+
+def test_run_record_adds_the_amd_setting_and_invalid_lattices():
+    class Study:
+        rows = pd.DataFrame({"amd_k": [100, 100, 100], "valid": [True, False, True]})
+
+        def record(self):
+            return pd.Series({"profile": "smoke"}, name="value")
+
+    record = run_record(Study())
+    assert list(record.columns) == ["value"]
+    assert record["value"].to_dict() == {
+        "profile": "smoke",
+        "AMD": "k = 100, L∞ (Chebyshev)",
+        "invalid end lattices (dropped)": 1,
+    }
+
+
+def test_claims_by_stage_verdicts_report_and_summary():
+    cells = paper_cells()
+    start = cells.assign(pearson=-cells["pearson"], spearman=-cells["spearman"])
+    found = claims_module.claims_by_stage({"final": cells, "start": start})
+    assert set(found) == {(m, s) for m in ("pearson", "spearman") for s in ("final", "start", "paper")}
+    verdicts = claims_module.verdict_table(found)
+    assert list(verdicts.index) == ["(i)", "(ii)", "(iii)"]
+    assert verdicts[("Pearson (Table S1)", "ours, end of GD")].tolist() == ["holds"] * 3
+    assert verdicts[("Spearman (Table S2)", "paper's numbers")].tolist() == ["holds"] * 3
+    assert verdicts[("Pearson (Table S1)", "ours, start")].tolist() == ["does not hold"] * 3
+    html = claims_module.styled_verdicts(verdicts, "verdicts").to_html()
+    assert AGREEMENT_COLOURS["paper inside CI"] in html and AGREEMENT_COLOURS["opposite sign"] in html
+    # with CIs of ± 0.1 around the paper's values: 0.76 vs 0.05 separate, 0.79 vs 0.76 at 0.01 do not matter
+    assert found[("pearson", "final")].loc[0, "strength"] == "CIs separated"
+    report = claims_module.claims_report(found)
+    assert report.splitlines()[0].startswith("(i) unconstrained cosine")
+    assert "  pearson  ours:  HOLDS (CIs separated)" in report
+    rows = pd.DataFrame(
+        {
+            "noise_type": "coordinates",
+            "noise_level": 0.01,
+            "loss": "cosine",
+            "constrained": False,
+            "start_amd_distance": [0.1],
+            "amd_distance": [0.2],
+        }
+    )
+    text = claims_module.summary(found, cells, rows, run="profile 'x'")
+    lines = text.splitlines()
+    assert lines[0] == "run: profile 'x'"
+    assert (
+        "Pearson (Table S1): paper inside our CI in 43 of 43 cells, opposite sign in 0; mean |ours − paper| 0.00"
+        in lines
+    )
+    assert "coordinate noise, cosine runs, median AMD distance start → end (Å): 0.01: 0.1 → 0.2 (further)" in lines
+    assert lines[-1] == (
+        "Spearman (Table S2), distorted starting structures: (i) does not hold, (ii) does not hold, (iii) does not hold"
+    )
+
+
+def test_amd_k_table_and_spread():
+    rows = synthetic_rows()
+    rows = rows[rows["loss"] == "cosine"].reset_index(drop=True)
+    rows["amd_k50"] = rows["amd_distance"]
+    rows["amd_k100"] = rows["amd_distance"][::-1].to_numpy()  # scrambled: no relation left
+    table = sensitivity.amd_k_table(rows, [100, 50])
+    assert list(table.columns) == [
+        (method, run, k)
+        for method in ("Pearson", "Spearman")
+        for run in ("cosine", "cosine + constraints")
+        for k in ("k = 50", "k = 100")
+    ]
+    expected = correlation_table(rows, "spearman", amd_column="amd_k100")
+    assert table[("Spearman", "cosine", "k = 100")].tolist() == pytest.approx(
+        expected["Cosine Similarity"].tolist(), nan_ok=True
+    )
+    assert (table[("Pearson", "cosine", "k = 50")] > 0.9).all()
+    assert table.index.tolist()[0] == ("Lattice", "0.01")
+    spread = sensitivity.amd_k_spread(table)
+    diff = (table.xs("k = 50", axis=1, level=2) - table.xs("k = 100", axis=1, level=2)).abs().max().max()
+    assert spread == pytest.approx(diff)
+
+
+def test_amd_k_check():
+    rows = pd.DataFrame({"amd_distance": [1.0, 2.0], "amd_k100": [1.0, 2.002]})
+    assert sensitivity.amd_k_check(rows) == pytest.approx(1e-3)
+    assert math.isnan(sensitivity.amd_k_check(rows, k=50))
+
+
+def test_units_cells_keep_the_analysed_coordinate_cells_of_one_loss():
+    from xrdnb.sweep import PROFILES, with_overrides
+
+    spec = with_overrides(PROFILES["smoke"], coordinate_levels=(0.001, 0.01, 0.1), coordinate_lrs=(1e-4, 1e-3))
+    analysed = [c for c in spec.cells() if c.lr in (5e-3, 1e-4)]  # one learning rate per noise type
+    rows = pd.DataFrame({"cell_id": [c.cell_id for c in analysed]})
+    picked = sensitivity.units_cells(spec.cells(), rows, structures=["BPO4"], levels=[0.001, 0.01])
+    assert [(c.structure, c.noise_level, c.loss, c.lr) for c in picked] == [
+        ("BPO4", 0.001, "cosine", 1e-4),
+        ("BPO4", 0.01, "cosine", 1e-4),
+    ]
+    assert sensitivity.units_cells(spec.cells(), rows, levels=[0.05]) == []
+
+
+def test_units_rows_are_a_sweep_of_the_replaced_cells(tmp_path):
+    from dataclasses import replace
+
+    from xrdnb.sweep import Cell, load_results
+
+    cell = Cell(
+        "U2Ti", "coordinates", 0.01, "cosine", False, 1e-4, 0, n_copies=2, max_steps=2, patience=5, record_every=1
+    )
+    rows = sensitivity.units_rows([cell], tmp_path, "fractional")
+    assert (rows["units"] == "fractional").all() and len(rows) == 2
+    assert set(rows["cell_id"]) == {replace(cell, units="fractional").cell_id} != {cell.cell_id}
+    pd.testing.assert_frame_equal(rows, load_results(tmp_path, [replace(cell, units="fractional")]))
+    assert sensitivity.units_rows([], tmp_path, "fractional").empty
+
+
+def unit_rows(relation, levels=(0.001, 0.01), seed=0):
+    rng = np.random.default_rng(seed)
+    frames = []
+    for level in levels:
+        d = rng.uniform(0.01, 1.0, 20)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "structure": np.repeat([f"S{i}" for i in range(5)], 4),
+                    "noise_type": "coordinates",
+                    "noise_level": level,
+                    "loss": "cosine",
+                    "constrained": False,
+                    "amd_distance": d,
+                    "start_amd_distance": 2 * d,
+                    "similarity_cosine": relation * d,
+                    "match": np.arange(20) < 5,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_units_table_and_claim():
+    base, alt = unit_rows(-1.0), unit_rows(+1.0)
+    table = sensitivity.units_table(base, alt, "fractional", [0.001, 0.01, 0.05], n_bootstrap=0)
+    assert table.index.tolist() == ["0.001", "0.01", "0.05"]
+    assert table.loc["0.001", ("Å", "Pearson")] == "1.00" and table.loc["0.001", ("fractional", "Pearson")] == "-1.00"
+    assert table.loc["0.05", ("Å", "Spearman")] == "n/a"  # no runs at 0.05
+    assert table.loc["0.01", ("Å", "match rate")] == "25%" and table.loc["0.05", ("Å", "match rate")] == "–"
+    median = base.loc[base["noise_level"] == 0.01, "amd_distance"].median()
+    assert table.loc["0.01", ("Å", "median AMD start → end (Å)")] == f"{2 * median:.3g} → {median:.3g}"
+    assert table.loc["0.01", ("paper", "Pearson")] == "-0.64" and table.loc["0.01", ("paper", "Spearman")] == "-0.55"
+    assert sensitivity.units_claim(alt, "fractional") == (
+        "claim (iii), cosine part, with fractional units: Pearson -1.00, -1.00, Spearman -1.00, -1.00 "
+        "at 0.001, 0.01 -> all negative"
+    )
+    assert sensitivity.units_claim(base, "Å").endswith("-> not all negative")
+    assert "no runs" in sensitivity.units_claim(unit_rows(1.0, levels=(0.1,)), "fractional")
+
+
+def test_correlation_scatter_panels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from xrdnb.plotting import correlation_scatter
+
+    rows = synthetic_rows(n_structures=3, n_copies=2)
+    rows = rows[rows["noise_level"].isin([0.01, 0.1])]
+    cells = correlation_cells(rows, n_bootstrap=0)
+    fig = correlation_scatter(rows, cells, "lattice", caption="run X")
+    try:
+        axes = fig.axes
+        assert len(axes) == 5 * 2  # five SI columns × two levels
+        r = cells.set_index(["noise_type", "noise_level", "column"]).loc[
+            ("lattice", 0.01, "Cosine Similarity"), "pearson"
+        ]
+        assert axes[0].get_title() == f"σ = 0.01: r = {r:.2f} (paper 0.76)"
+        assert axes[0].yaxis_inverted() and axes[0].get_xscale() == "log"
+        assert "run X" in fig._suptitle.get_text()
+        assert len(axes[0].collections) == 3  # one scatter per structure
+    finally:
+        plt.close(fig)
+    assert correlation_scatter(rows[rows["noise_type"] == "lattice"], cells, "coordinates") is None

@@ -12,9 +12,18 @@ import math
 import numpy as np
 import pandas as pd
 
+from .tables import AGREEMENT_COLOURS, METHOD_LABELS, PAPER_TABLES, agreement_counts, amd_start_to_end, si_layout
 from .vocabulary import NOISE_LEVELS
 
-__all__ = ["evaluate_claims"]
+__all__ = [
+    "STAGE_LABELS",
+    "evaluate_claims",
+    "claims_by_stage",
+    "verdict_table",
+    "styled_verdicts",
+    "claims_report",
+    "summary",
+]
 
 
 def _fmt(value: float, digits: int) -> str:
@@ -137,3 +146,128 @@ def evaluate_claims(
         )
     )
     return pd.DataFrame(results)
+
+
+STAGE_LABELS = {"final": "ours, end of GD", "start": "ours, start", "paper": "paper's numbers"}
+"""What the claims are checked on: our end structures, our distorted starts, the paper's own tables."""
+
+
+def claims_by_stage(
+    cells: dict[str, pd.DataFrame], methods: tuple[str, ...] = ("pearson", "spearman")
+) -> dict[tuple[str, str], pd.DataFrame]:
+    """:func:`evaluate_claims` on our tables (with CIs) and on the paper's, for each method.
+
+    Parameters
+    ----------
+    cells
+        stage (``"final"``, ``"start"``) → output of :func:`xrdnb.tables.correlation_cells`.
+    methods
+        ``"pearson"`` and/or ``"spearman"``.
+
+    Returns
+    -------
+    dict
+        ``(method, stage)`` → claims table, with stage ``"paper"`` for the paper's Tables S1/S2.
+    """
+    out = {}
+    for method in methods:
+        for stage, stage_cells in cells.items():
+            table, lo, hi = (si_layout(stage_cells, f"{method}{part}") for part in ("", "_lo", "_hi"))
+            out[(method, stage)] = evaluate_claims(table, lo, hi)
+        out[(method, "paper")] = evaluate_claims(PAPER_TABLES[method])
+    return out
+
+
+def verdict_table(claims: dict[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
+    """The verdicts of :func:`claims_by_stage` side by side.
+
+    One row per claim ("(i)" …), one column per (method, :data:`STAGE_LABELS`).
+
+    Examples
+    --------
+    >>> from xrdnb.tables import PAPER_TABLE_S1
+    >>> verdict_table({("pearson", "paper"): evaluate_claims(PAPER_TABLE_S1)}).to_dict("index")["(i)"]
+    {('Pearson (Table S1)', "paper's numbers"): 'holds'}
+    """
+    first = next(iter(claims.values()))
+    return pd.DataFrame(
+        {(METHOD_LABELS[m], STAGE_LABELS[stage]): table["verdict"].to_numpy() for (m, stage), table in claims.items()},
+        index=[c.split(" ", 1)[0] for c in first["claim"]],
+    )
+
+
+def styled_verdicts(verdicts: pd.DataFrame, caption: str):
+    """:func:`verdict_table` as a ``Styler``: green for holds, red for does not hold, grey otherwise."""
+    colour = {"holds": AGREEMENT_COLOURS["paper inside CI"], "does not hold": AGREEMENT_COLOURS["opposite sign"]}
+    return verdicts.style.set_caption(caption).map(
+        lambda v: f"background-color: {colour.get(v, AGREEMENT_COLOURS['not computed'])}"
+    )
+
+
+def claims_report(
+    claims: dict[tuple[str, str], pd.DataFrame], methods: tuple[str, ...] = ("pearson", "spearman")
+) -> str:
+    """Each claim with our verdict, its strength and evidence, and the paper's, per method (text)."""
+    lines = []
+    for i, claim in enumerate(claims[(methods[0], "final")]["claim"]):
+        lines.append(claim)
+        for method in methods:
+            ours, paper = claims[(method, "final")].loc[i], claims[(method, "paper")].loc[i]
+            strength = f" ({ours.strength})" if ours.strength else ""
+            lines.append(f"  {method:8s} ours:  {ours.verdict.upper()}{strength}")
+            lines.append(f"           {ours.evidence}")
+            lines.append(f"  {method:8s} paper: {paper.verdict} — {paper.evidence}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def summary(claims: dict[tuple[str, str], pd.DataFrame], cells: pd.DataFrame, rows: pd.DataFrame, run: str = "") -> str:
+    """The chapter's closing printout, as text.
+
+    The run, every claim's verdicts and evidence, the agreement with the paper, how far GD
+    moved the coordinate-noise cosine runs, and the verdicts on the distorted starts.
+
+    Parameters
+    ----------
+    claims
+        output of :func:`claims_by_stage` (with stages ``"final"`` and ``"start"``).
+    cells
+        :func:`xrdnb.tables.correlation_cells` at the end of GD.
+    rows
+        the analysed sweep rows.
+    run
+        which run made the numbers (:meth:`xrdnb.runs.StudyRun.caption`).
+    """
+    lines = [f"run: {run}"] if run else []
+    for i in range(len(claims[("pearson", "final")])):
+        p, s = claims[("pearson", "final")].loc[i], claims[("spearman", "final")].loc[i]
+        lines.append(
+            f"{p.claim}: Pearson {p.verdict}"
+            + (f" ({p.strength})" if p.strength else "")
+            + f", Spearman {s.verdict}"
+            + (f" ({s.strength})" if s.strength else "")
+        )
+        lines += [f"    Pearson:  {p.evidence}", f"    Spearman: {s.evidence}"]
+    for method, label in METHOD_LABELS.items():
+        counts, both = agreement_counts(cells, method)
+        mean = _fmt(both["difference"].abs().mean(), 2) if len(both) else "n/a"
+        lines.append(
+            f"{label}: paper inside our CI in {counts['paper inside CI']} of {len(both)} cells, "
+            f"opposite sign in {counts['opposite sign']}; mean |ours − paper| {mean}"
+        )
+    med = amd_start_to_end(rows)
+    if len(med):
+        lines.append(
+            "coordinate noise, cosine runs, median AMD distance start → end (Å): "
+            + "; ".join(
+                f"{lv:g}: {r.start_amd_distance:.2g} → {r.amd_distance:.2g}{' (further)' if r.further else ''}"
+                for lv, r in med.iterrows()
+            )
+        )
+    for method, label in METHOD_LABELS.items():
+        start = claims[(method, "start")]
+        lines.append(
+            f"{label}, distorted starting structures: "
+            + ", ".join(f"{c.split(' ', 1)[0]} {v}" for c, v in zip(start["claim"], start["verdict"]))
+        )
+    return "\n".join(lines)

@@ -1,19 +1,38 @@
-"""Sensitivity checks of the correlation tables: the end structures of a sweep and AMD distances for several k.
+"""Sensitivity checks of the correlation tables: the AMD k and the units of the coordinate noise.
 
-The units check (coordinate noise in fractional units instead of Å) is an ordinary sweep of
-cells with ``units="fractional"`` (:class:`xrdnb.sweep.Cell`).
+**AMD k.** :func:`amd_k_rows` rebuilds the end structures of a sweep (:func:`final_structures`)
+and recomputes their AMD distances for several k at once (:func:`amd_distances_for_k`);
+:func:`amd_k_table` sets the correlations side by side.
+
+**Units.** The units check (coordinate noise in fractional units instead of Å) is an
+ordinary sweep of the analysed cells with ``units="fractional"`` (:class:`xrdnb.sweep.Cell`):
+:func:`units_cells` picks them, :func:`units_rows` runs them into the same results folder
+(their cell ids differ, so they never mix with the study's) and :func:`units_table`
+compares the two.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["final_structures", "amd_distances_for_k"]
+__all__ = [
+    "final_structures",
+    "amd_distances_for_k",
+    "amd_k_rows",
+    "amd_k_check",
+    "amd_k_table",
+    "amd_k_spread",
+    "units_cells",
+    "units_rows",
+    "units_table",
+    "units_claim",
+]
 
 
 def final_structures(rows: pd.DataFrame, results: str | os.PathLike) -> list:
@@ -106,3 +125,225 @@ def amd_distances_for_k(structures: Sequence, references: Sequence, ks: Iterable
         for j, k in enumerate(ks):
             values[i, j] = np.abs(vec[:k] - ref[:k]).max()
     return pd.DataFrame(values, columns=[f"amd_k{k}" for k in ks])
+
+
+def amd_k_rows(rows: pd.DataFrame, results: str | os.PathLike, ks: Iterable[int], loss: str = "cosine") -> pd.DataFrame:
+    """The rows of the ``loss`` runs (both projector settings) with their AMD distance for each k.
+
+    Rows without a finite AMD distance (invalid end lattices) are left out. The end
+    structures are rebuilt by :func:`final_structures`; the distances are those of
+    :func:`amd_distances_for_k`, in columns ``amd_k<k>``.
+    """
+    from .crystal import crystal_from_structure
+    from .structures import load_structure
+
+    runs = rows[(rows["loss"] == loss) & np.isfinite(rows["amd_distance"])].reset_index(drop=True)
+    references = {
+        name: crystal_from_structure(load_structure(name)).to_structures()[0] for name in runs["structure"].unique()
+    }
+    table = amd_distances_for_k(final_structures(runs, results), [references[n] for n in runs["structure"]], ks)
+    return pd.concat([runs, table], axis=1)
+
+
+def amd_k_check(rows: pd.DataFrame, k: int = 100) -> float:
+    """Largest relative difference between the recomputed ``amd_k<k>`` and the stored ``amd_distance``.
+
+    The sweep stores the distances at k = 100, so this is a check that :func:`amd_k_rows`
+    rebuilt the end structures faithfully (NaN when ``amd_k<k>`` was not computed or no row is left).
+    """
+    column = f"amd_k{k}"
+    if column not in rows or rows.empty:
+        return float("nan")
+    stored = rows["amd_distance"].to_numpy(dtype=float)
+    return float(np.nanmax(np.abs(rows[column].to_numpy(dtype=float) - stored) / np.maximum(stored, 1e-12)))
+
+
+def amd_k_table(rows: pd.DataFrame, ks: Iterable[int], mi_neighbors: int = 3) -> pd.DataFrame:
+    """Pearson and Spearman of −AMD distance with cosine similarity for every AMD k, unconstrained and constrained.
+
+    Parameters
+    ----------
+    rows
+        output of :func:`amd_k_rows` (cosine runs).
+    ks
+        the k values (columns ``amd_k<k>`` of ``rows``).
+    mi_neighbors
+        passed to :func:`xrdnb.tables.correlation_cells`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        the SI's rows (levels as text) that have a value; columns (method, run label, ``"k = <k>"``).
+    """
+    from .tables import METHOD_LABELS, correlation_cells, readable_index, si_layout
+    from .vocabulary import RUN_LABELS
+
+    columns = {
+        "Cosine Similarity": RUN_LABELS[("cosine", False)],
+        "Cosine Similarity + Constraints": RUN_LABELS[("cosine", True)],
+    }
+    ks = sorted({int(k) for k in ks})
+    layouts = {}
+    for k in ks:
+        cells = correlation_cells(
+            rows, amd_column=f"amd_k{k}", n_bootstrap=0, columns=list(columns), mi_neighbors=mi_neighbors
+        )
+        layouts.update({(method, k): si_layout(cells, method) for method in METHOD_LABELS})
+    table = pd.concat(
+        {
+            (label.split(" ")[0], run, f"k = {k}"): layouts[(method, k)][column]
+            for method, label in METHOD_LABELS.items()
+            for column, run in columns.items()
+            for k in ks
+        },
+        axis=1,
+    )
+    return readable_index(table.dropna(how="all"))
+
+
+def amd_k_spread(table: pd.DataFrame) -> float:
+    """The largest change of any cell of :func:`amd_k_table` across its k values (NaN when there is none).
+
+    >>> columns = pd.MultiIndex.from_product([["Pearson"], ["a", "b"], ["k = 1", "k = 2"]])
+    >>> t = pd.DataFrame([[0.5, 0.7, 0.1, 0.1], [0.2, 0.8, 0.3, 0.3]], columns=columns)
+    >>> round(amd_k_spread(t), 6)
+    0.6
+    """
+    groups = table.T.groupby(level=[0, 1], sort=False)
+    spread = (groups.max() - groups.min()).to_numpy(dtype=float)
+    return float(np.nanmax(spread)) if np.isfinite(spread).any() else float("nan")
+
+
+def units_cells(
+    cells: Sequence,
+    rows: pd.DataFrame,
+    *,
+    loss: str = "cosine",
+    structures: Sequence[str] | None = None,
+    levels: Sequence[float] = (0.001, 0.005, 0.01),
+) -> list:
+    """The analysed coordinate-noise cells of the unconstrained ``loss`` runs to re-run in other units.
+
+    Parameters
+    ----------
+    cells
+        the study's cells (``cells`` of :class:`xrdnb.runs.StudyRun`).
+    rows
+        the analysed rows (``rows`` of :class:`xrdnb.runs.StudyRun`): only cells with rows there, i.e.
+        at the selected learning rates, are kept.
+    loss
+        the run whose cells are taken.
+    structures
+        keep these structures only (None: all).
+    levels
+        keep these coordinate noise levels only.
+    """
+    analysed = set(rows["cell_id"]) if "cell_id" in rows else set()
+    return [
+        c
+        for c in cells
+        if c.noise_type == "coordinates"
+        and c.loss == loss
+        and not c.constrained
+        and c.cell_id in analysed
+        and (structures is None or c.structure in structures)
+        and any(np.isclose(c.noise_level, lv) for lv in levels)
+    ]
+
+
+def units_rows(
+    cells: Sequence, results: str | os.PathLike, units: str, *, workers: int | str = 0, device: str = "cpu"
+) -> pd.DataFrame:
+    """Run (or read back) ``cells`` with their coordinate noise in ``units``, into the same results folder.
+
+    Each cell becomes ``dataclasses.replace(cell, units=units)``, an ordinary sweep cell with its
+    own identifier, so :func:`xrdnb.sweep.run_sweep` runs it once and reads it back afterwards.
+    Everything else (seeds, learning rate, steps, evaluation) is the cell's own.
+
+    Returns
+    -------
+    pandas.DataFrame
+        the rows of the replaced cells (empty without cells).
+    """
+    from .runs import _quiet_dask  # the same quiet start of local workers as the study's own cells
+    from .sweep import run_sweep
+
+    if not cells:
+        return pd.DataFrame()
+    with _quiet_dask():
+        return run_sweep(
+            [replace(c, units=units) for c in cells], results, workers=workers, progress=False, device=device
+        )
+
+
+def units_table(
+    base: pd.DataFrame,
+    alt: pd.DataFrame,
+    units: str,
+    levels: Sequence[float],
+    *,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    mi_neighbors: int = 3,
+    digits: int = 2,
+) -> pd.DataFrame:
+    """The cosine column of the coordinate rows in Å (``base``) and in ``units`` (``alt``), beside the paper's.
+
+    Per unit: Pearson and Spearman with their CIs (:func:`xrdnb.tables.ci_text`), the median
+    AMD distance start → end and the match rate; then the paper's two values. One row per
+    level of ``levels`` that is a coordinate level of the SI.
+    """
+    from .tables import PAPER_TABLES, ci_text, correlation_cells
+    from .vocabulary import NOISE_LEVELS, NOISE_UNITS
+
+    column = "Cosine Similarity"
+    index = [("Coordinates", lv) for lv in NOISE_LEVELS["coordinates"] if any(np.isclose(lv, x) for x in levels)]
+    out = {}
+    for label, part in ((NOISE_UNITS["coordinates"], base), (units, alt)):
+        cells = correlation_cells(
+            part, columns=[column], n_bootstrap=n_bootstrap, confidence=confidence, seed=seed, mi_neighbors=mi_neighbors
+        ).set_index("row")
+        med = part.groupby("noise_level")[["start_amd_distance", "amd_distance"]].median()
+        for method in ("pearson", "spearman"):
+            out[(label, method.capitalize())] = [
+                ci_text(*cells.loc[[i], [method, f"{method}_lo", f"{method}_hi"]].iloc[0], digits=digits) for i in index
+            ]
+        out[(label, "median AMD start → end (Å)")] = [
+            f"{med.loc[lv, 'start_amd_distance']:.3g} → {med.loc[lv, 'amd_distance']:.3g}" if lv in med.index else "–"
+            for _, lv in index
+        ]
+        out[(label, "match rate")] = [
+            f"{part.loc[np.isclose(part['noise_level'], lv), 'match'].mean():.0%}"
+            if np.isclose(part["noise_level"], lv).any()
+            else "–"
+            for _, lv in index
+        ]
+    for method, paper in PAPER_TABLES.items():
+        out[("paper", method.capitalize())] = [f"{paper.loc[i, column]:g}" for i in index]
+    return pd.DataFrame(out, index=pd.Index([f"{lv:g}" for _, lv in index], name="σ"))
+
+
+def units_claim(alt: pd.DataFrame, units: str) -> str:
+    """Claim (iii)'s cosine part on the rows of the units check: whether the correlations are negative at 0.001–0.01."""
+    from .tables import correlation_cells
+
+    cells = correlation_cells(alt, columns=["Cosine Similarity"], n_bootstrap=0)
+    small = cells[
+        (cells["noise_type"] == "coordinates")
+        & cells["noise_level"].isin([0.001, 0.005, 0.01])
+        & cells["reason"].ne("no runs")
+    ]
+    if small.empty:
+        return f"claim (iii), cosine part, with {units} units: no runs at 0.001, 0.005 or 0.01"
+    negative = (small[["pearson", "spearman"]] < 0).all().all()
+    return (
+        f"claim (iii), cosine part, with {units} units: Pearson "
+        + ", ".join(f"{v:.2f}" for v in small["pearson"])
+        + ", Spearman "
+        + ", ".join(f"{v:.2f}" for v in small["spearman"])
+        + " at "
+        + ", ".join(f"{v:g}" for v in small["noise_level"])
+        + " -> "
+        + ("all negative" if negative else "not all negative")
+    )
