@@ -39,6 +39,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from . import store
 from .device import resolve_device
 from .vocabulary import BENCHMARK_NAMES, NOISE_LEVELS
 
@@ -477,89 +478,30 @@ def cell_path(results: str | os.PathLike, cell: Cell) -> Path:
 
 
 def _write_cell(results: Path, cell: Cell, rows: pd.DataFrame, trajectories: dict) -> None:
-    path = cell_path(results, cell)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tag = f"{os.getpid()}.tmp"  # temporary names of this process only: two writers never share one
-    npz_tmp = path.with_suffix(f".npz.{tag}")
-    with open(npz_tmp, "wb") as handle:
-        np.savez_compressed(handle, **trajectories)
-    os.replace(npz_tmp, path.with_suffix(".npz"))
-    csv_tmp = path.with_suffix(f".csv.{tag}")
-    rows.to_csv(csv_tmp, index=False)
-    os.replace(csv_tmp, path)  # the CSV appears last and whole: its presence (complete) means "done"
+    store.write_cell(
+        cell_path(results, cell), rows, {".npz": lambda handle: np.savez_compressed(handle, **trajectories)}
+    )
 
 
 def is_finished(results: str | os.PathLike, cell: Cell) -> bool:
     """Whether ``cell`` has a complete result: its CSV with one row per copy (and a header) and its NPZ.
 
     An empty or truncated CSV (a disk that filled up, a copy interrupted outside this
-    package) does not count, so the cell is computed again.
+    package) does not count, so the cell is computed again (:func:`xrdnb.store.is_complete`).
     """
-    path = cell_path(results, cell)
-    try:
-        with open(path, "rb") as handle:
-            lines = handle.read().count(b"\n")
-    except OSError:
-        return False
-    return lines == cell.n_copies + 1 and path.with_suffix(".npz").exists()
+    return store.is_complete(cell_path(results, cell), cell.n_copies, (".npz",))
 
 
-def _process_token(pid: int) -> str | None:
-    """A token that changes when ``pid`` is reused (its start time on Linux); None if no such process."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, another user's
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
+_process_token = store.process_token
 
 
 def _claim(results: Path, cell: Cell) -> bool:
-    """Take ``cell`` for this process (an exclusive ``<cell id>.claim`` file); False if a live process holds it.
-
-    A claim whose process has ended on this host (killed, crashed) is stale and taken over.
-    Claims of other hosts are respected: remove the file by hand if that host is gone.
-    """
-    import json
-    import socket
-
-    path = cell_path(results, cell).with_suffix(".claim")
-    mine = {"host": socket.gethostname(), "pid": os.getpid(), "token": _process_token(os.getpid())}
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                holder = json.loads(path.read_text() or "{}")
-            except (OSError, ValueError):
-                holder = {}
-            if holder.get("host") == mine["host"] and holder.get("pid") == mine["pid"]:
-                return True
-            if not holder:  # being written right now, or left empty by a crash long ago
-                try:
-                    if time.time() - path.stat().st_mtime < 10:
-                        return False
-                except OSError:
-                    continue
-            alive = holder.get("host") != mine["host"] or (
-                isinstance(holder.get("pid"), int) and _process_token(holder["pid"]) == holder.get("token")
-            )
-            if alive and holder:
-                return False
-            path.unlink(missing_ok=True)  # stale: its process is gone
-            continue
-        with os.fdopen(fd, "w") as handle:
-            json.dump(mine, handle)
-        return True
-    return False
+    """Take ``cell`` for this process (:func:`xrdnb.store.claim`); False if a live process holds it."""
+    return store.claim(cell_path(results, cell))
 
 
 def _release(results: Path, cell: Cell) -> None:
-    cell_path(results, cell).with_suffix(".claim").unlink(missing_ok=True)
+    store.release(cell_path(results, cell))
 
 
 def _run_in_worker(cell: Cell, device: str = "cpu"):
@@ -589,14 +531,7 @@ def check_sweep(cells: Sequence[Cell], results: str | os.PathLike) -> None:
 
     for name in dict.fromkeys(c.structure for c in cells):
         load_structure(name)  # StructureError (a ValueError) names the file and the problem
-    folder = Path(results) / "cells"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise OSError(f"results folder {folder} is not writable ({exc.strerror or exc})") from None
+    store.check_writable(Path(results) / "cells")
 
 
 def run_sweep(
