@@ -518,3 +518,385 @@ def plot_loss_curve(ax, steps, loss, *, loss_name: str | None = None, log: bool 
         ax.legend(fontsize=6)
     ax.grid(alpha=0.3)
     return lines
+
+
+# ------------------------------------------------------------- chapter 3: landscape slices, cuts and GD end points
+
+__all__ += [
+    "mark_minima",
+    "slice_panels",
+    "END_POINT_STYLE",
+    "slices_with_end_points",
+    "axis_cut_panels",
+    "similarity_slices",
+]
+
+
+def mark_minima(ax, sl, values, **style):
+    """White dots at the strict local minima of the loss ``-values`` on a slice."""
+    import torch
+
+    from .landscape import strict_local_minima
+
+    i, j = torch.nonzero(strict_local_minima(-values), as_tuple=True)
+    style = {"ms": 2.5, "color": "white", "mec": "black", "mew": 0.4} | style
+    ax.plot(sl.x[i].numpy(), sl.y[j].numpy(), "o", ls="none", **style)
+
+
+def _roughness_text(grid, values) -> str:
+    from .landscape import roughness
+
+    r = roughness(-values, grid.center_index)
+    return f"{r.n_minima} minima, basin {r.basin_fraction:.2f}"
+
+
+def slice_panels(landscapes: dict, *, label: str, vmin=0.0, vmax=1.0, ncols: int = 5):
+    """One heat map per slice (SI Fig. S2), with its strict local minima and roughness in the title.
+
+    ``landscapes`` maps keys to :class:`xrdnb.landscape_tables.Landscape` of single-channel slices.
+    """
+    import matplotlib.pyplot as plt
+
+    from .landscape_tables import slice_label
+
+    n = len(landscapes)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.8 * ncols, 3.0 * nrows), layout="constrained", squeeze=False)
+    for ax, item in zip(axes.flat, landscapes.values(), strict=False):
+        sl = item.grid
+        mesh = draw_slice(ax, sl, sl.values, vmin=vmin, vmax=vmax)
+        mark_minima(ax, sl, sl.values)
+        ax.set_title(f"{slice_label(sl.names)}: {_roughness_text(sl, sl.values)}", fontsize=8)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    fig.colorbar(mesh, ax=axes, shrink=0.6, label=label)
+    return fig
+
+
+END_POINT_STYLE = {False: ("o", "orange", "unconstrained GD"), True: ("^", "red", "constrained GD")}
+"""Marker, edge colour and legend entry of gradient-descent end points on a slice, by ``constrained``."""
+
+
+def slices_with_end_points(landscapes: dict, rows: dict, *, label: str, vmin=0.0, vmax=1.0, **span):
+    """SI Fig. S3: one slice per structure with the GD end points projected onto it (white: match).
+
+    ``landscapes`` maps keys to :class:`xrdnb.landscape_tables.Landscape`; ``rows`` maps the same keys to
+    sweep rows (``final_*`` lattices, ``match``, ``constrained``; a key may be missing: no overlay).
+    ``span``: the slices' ``length_span`` and ``angle_span``.
+    """
+    import matplotlib.pyplot as plt
+
+    from .landscape_tables import slice_label
+    from .vocabulary import LATTICE_NAMES
+
+    fig, axes = plt.subplots(1, len(landscapes), figsize=(6.2 * len(landscapes), 5.0), squeeze=False)
+    for ax, (key, item) in zip(axes[0], landscapes.items(), strict=True):
+        sl = item.grid
+        fig.colorbar(draw_slice(ax, sl, sl.values, vmin=vmin, vmax=vmax), ax=ax, label=label)
+        part = rows.get(key)
+        for constrained, group in [] if part is None else part.groupby(part["constrained"].astype(bool)):
+            marker, edge, name = END_POINT_STYLE[bool(constrained)]
+            lattices = group[[f"final_{p}" for p in LATTICE_NAMES]].to_numpy(dtype=float)
+            draw_slice_points(
+                ax,
+                sl,
+                lattices,
+                matched=group["match"].astype(bool).to_numpy(),
+                marker=marker,
+                edgecolor=edge,
+                label=name,
+                **span,
+            )
+        ax.set_title(
+            f"{item.formula} ({item.family}), {slice_label(sl.names)}: {_roughness_text(sl, sl.values)}", fontsize=9
+        )
+        ax.legend(fontsize=7, loc="lower left", framealpha=0.8)
+    fig.tight_layout()
+    return fig
+
+
+def axis_cut_panels(cuts: dict, kind: str, *, channel: str = "cosine", ncols: int = 5):
+    """One panel per structure: ``channel`` along its free lengths (``kind="length"``) or angles, minima dotted.
+
+    ``cuts`` are :func:`xrdnb.landscape_tables.axis_cuts`; None when no cut is of that kind.
+    """
+    import matplotlib.pyplot as plt
+
+    from .landscape import parameter_index, strict_local_minima
+    from .landscape_tables import relative_axis
+    from .vocabulary import SIMILARITY_LABELS
+
+    chosen = {k: v for k, v in cuts.items() if (parameter_index(v.grid.name) < 3) == (kind == "length")}
+    if not chosen:
+        return None
+    names = list(dict.fromkeys(k[0] for k in chosen))
+    ncols = min(ncols, len(names))
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.9 * ncols, 2.6 * nrows), squeeze=False, sharey=True)
+    xlabel = "change of the free length along its axis (%)" if kind == "length" else "change of the free angle (°)"
+    for ax, name in zip(axes.flat, names, strict=False):
+        for item in (v for k, v in chosen.items() if k[0] == name):
+            cut, y = item.grid, item.grid.channel(channel)
+            x = relative_axis(cut)
+            (line,) = ax.plot(x, y.numpy(), lw=1.0, label=cut.label)
+            minima = strict_local_minima(-y).numpy()
+            ax.plot(x[minima], y.numpy()[minima], "o", ms=3, color=line.get_color())
+        ax.axvline(0, color="k", lw=0.6, ls=":")
+        ax.set_title(f"{item.formula} ({item.family})", fontsize=8)
+        ax.set(xlabel=xlabel, ylabel=f"{SIMILARITY_LABELS[channel]} similarity")
+        ax.legend(fontsize=6, loc="upper left")
+    for ax in axes.flat[len(names) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def similarity_slices(landscape, losses=None):
+    """One slice, one heat map per similarity channel, each titled with the roughness of its loss."""
+    import matplotlib.pyplot as plt
+
+    from .vocabulary import LOSS_NAMES, SIMILARITY_LABELS
+
+    sl = landscape.grid
+    losses = list(losses or sl.channels or LOSS_NAMES)
+    fig, axes = plt.subplots(1, len(losses), figsize=(3.25 * len(losses), 3.4), sharey=True, squeeze=False)
+    for ax, loss in zip(axes[0], losses, strict=True):
+        values = sl.channel(loss)
+        mesh = draw_slice(ax, sl, values)
+        fig.colorbar(mesh, ax=ax, label=f"{SIMILARITY_LABELS[loss]} similarity")
+        ax.set_title(f"{SIMILARITY_LABELS[loss]}: {_roughness_text(sl, values)}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------- chapter 4: gradient-descent outcomes and SI Fig. S4
+
+__all__ += [
+    "similarity_vs_distance",
+    "lattice_errors",
+    "lattice_change_bars",
+    "hkl_label",
+    "label_peaks",
+    "fig_s4",
+    "loss_curve_grid",
+]
+
+
+def similarity_vs_distance(rows, threshold: float = 0.9):
+    """End points of GD: cosine similarity to the target pattern against AMD distance to the truth.
+
+    One panel per noise type (rows) and run (columns) of ``rows`` (analysed sweep rows with a
+    ``run`` label column), coloured by the matcher's verdict; invalid end points are left out.
+    """
+    import matplotlib.pyplot as plt
+
+    from .gd_tables import run_order
+    from .vocabulary import NOISE_TYPES
+
+    valid = rows[rows["valid"].astype(bool)]
+    kinds = [t for t in NOISE_TYPES if t in set(rows["noise_type"])]
+    runs = run_order(rows)
+    fig, axes = plt.subplots(
+        len(kinds), len(runs), figsize=(2.6 * len(runs), 2.9 * len(kinds)), squeeze=False, sharey=True
+    )
+    for i, kind in enumerate(kinds):
+        for j, run in enumerate(runs):
+            ax, sub = axes[i, j], valid[(valid["noise_type"] == kind) & (valid["run"] == run)]
+            if sub.empty:
+                ax.set_visible(False)
+                continue
+            for matched, colour, label in [(True, "C2", "match"), (False, "C3", "no match")]:
+                part = sub[sub["match"].astype(bool) == matched]
+                ax.scatter(
+                    part["amd_distance"].clip(lower=1e-4),
+                    part["similarity_cosine"],
+                    s=10,
+                    color=colour,
+                    alpha=0.7,
+                    label=f"{label} ({len(part)})",
+                    edgecolor="none",
+                )
+            ax.axhline(threshold, color="grey", lw=0.8, ls="--")
+            ax.set_xscale("log")
+            ax.set(
+                title=f"{kind}: {run}",
+                xlabel="AMD distance to truth (Å)",
+                ylim=(-0.02, 1.02),
+                ylabel="cosine similarity after GD" if j == 0 else None,
+            )
+            ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def lattice_errors(rows):
+    """Lattice runs: each copy's largest length error (relative, %) and angle error (°), start against end."""
+    import matplotlib.pyplot as plt
+
+    from .gd_tables import run_order
+
+    lattice = rows[rows["noise_type"] == "lattice"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    columns = [("length", "%", "max_length_error_rel", 100.0), ("angle", "°", "max_angle_error", 1.0)]
+    for ax, (kind, unit, column, scale) in zip(axes, columns, strict=True):
+        start, end = scale * lattice[f"start_{column}"], scale * lattice[column]
+        for j, run in enumerate(run_order(lattice)):
+            sel = lattice["run"] == run
+            ax.scatter(
+                start[sel].clip(lower=1e-3),
+                end[sel].clip(lower=1e-3),
+                s=10,
+                alpha=0.6,
+                color=f"C{j}",
+                label=run,
+                edgecolor="none",
+            )
+        hi = 1.5 * max(float(start.max()), float(end.max()), 1e-3)
+        ax.plot([1e-3, hi], [1e-3, hi], color="k", lw=0.8, label="no change")
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel=f"largest {kind} error of the distorted start ({unit})",
+            ylabel=f"largest {kind} error after GD ({unit})",
+            title=f"cell {kind}s" + (" (relative)" if kind == "length" else ""),
+        )
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def lattice_change_bars(ax, lattice, truth, *, colour="k", limit: float | None = None):
+    """Bars of the change (%) of the six lattice parameters from ``truth``, each labelled with its value."""
+    import numpy as np
+
+    from .vocabulary import LATTICE_NAMES, LATTICE_SYMBOLS
+
+    values, reference = np.asarray(lattice, dtype=float), np.asarray(truth, dtype=float)
+    change = 100 * (values - reference) / reference
+    ax.bar([LATTICE_SYMBOLS[n] for n in LATTICE_NAMES], change, color=colour)
+    for k, (v, d) in enumerate(zip(values, change, strict=True)):
+        ax.text(
+            k,
+            d,
+            f"{v:.2f}{' Å' if k < 3 else '°'}",
+            rotation=90,
+            fontsize=6,
+            ha="center",
+            va="bottom" if d >= 0 else "top",
+        )
+    ax.axhline(0, color="k", lw=0.6)
+    limit = limit or max(16.0, 1.25 * float(np.abs(change).max()))
+    ax.set(ylabel="change vs truth (%)", ylim=(-limit, limit))
+
+
+def hkl_label(hkl):
+    """Miller indices ``(h, k, l)`` with overbars for negative values, e.g. ``1 1̄ 2``."""
+    return " ".join(f"{-int(x)}\u0304" if x < 0 else f"{int(x)}" for x in hkl)
+
+
+def label_peaks(ax, crystal, pattern, settings=None, *, n: int = 5, colour="k", min_gap: float = 1.2):
+    """Label the ``n`` strongest peaks of a crystal (:func:`xrdnb.peaks.peak_table`) with their hkl.
+
+    Strongest first; a label closer than ``min_gap`` degrees of 2θ to one already placed is skipped.
+    Returns the annotations.
+    """
+    from .pattern import DEFAULT_SETTINGS
+    from .peaks import peak_table
+
+    settings = settings or DEFAULT_SETTINGS
+    values = _numpy(pattern)
+    placed, out = [], []
+    for _, p in peak_table(crystal, settings).nlargest(n, "intensity_scaled").iterrows():
+        if any(abs(p.two_theta - t) < min_gap for t in placed):
+            continue
+        placed.append(p.two_theta)
+        k = min(int(round((p.two_theta - settings.two_theta_min) / settings.two_theta_step)), len(values) - 1)
+        out.append(
+            ax.annotate(
+                hkl_label((p.h, p.k, p.l)),
+                (p.two_theta, float(values[k])),
+                xytext=(0, 3),
+                textcoords="offset points",
+                ha="center",
+                fontsize=7,
+                color=colour,
+            )
+        )
+    return out
+
+
+def fig_s4(table, crystals: dict, patterns: dict, *, settings=None, n_labelled_peaks: int = 5):
+    """SI Fig. S4: per case, the lattice change, the pattern (strongest peaks labelled) and the unit cell.
+
+    ``table``, ``crystals``, ``patterns`` are those of :func:`xrdnb.gd_tables.example_panels`; the first case is
+    the ground truth, drawn under the others' patterns (black) and cells (dashed grey).
+    """
+    import matplotlib.pyplot as plt
+
+    from .pattern import DEFAULT_SETTINGS
+
+    settings = settings or DEFAULT_SETTINGS
+    names = list(crystals)
+    truth = crystals[names[0]].lattice[0]
+    limit = max(16.0, 1.25 * max(float((100 * (c.lattice[0] - truth).abs() / truth).max()) for c in crystals.values()))
+    two_theta = settings.grid()
+    fig = plt.figure(figsize=(12, 2.6 * len(names)))
+    grid = fig.add_gridspec(len(names), 3, width_ratios=[1.1, 3.0, 1.4])
+    for i, name in enumerate(names):
+        colour, crystal = (f"C{i}" if i else "k"), crystals[name]
+        ax = fig.add_subplot(grid[i, 0])
+        lattice_change_bars(ax, _numpy(crystal.lattice[0]), _numpy(truth), colour=colour, limit=limit)
+        ax.set_title(name)
+        ax = fig.add_subplot(grid[i, 1])
+        verdict = "match" if table.loc[name, "structure match"] == "yes" else "no match"
+        plot_pattern(
+            ax,
+            two_theta,
+            patterns[name],
+            patterns[names[0]] if i else None,
+            label=name,
+            colour=colour,
+            title=f"cosine similarity {table.loc[name, 'cosine similarity']:.2f} · {verdict}",
+        )
+        ax.set_ylim(-0.03, 1.25)
+        label_peaks(ax, crystal, patterns[name], settings, n=n_labelled_peaks, colour=colour)
+        draw_crystal(
+            fig.add_subplot(grid[i, 2], projection="3d"),
+            crystal,
+            colour=colour,
+            reference=crystals[names[0]] if i else None,
+            images=False,
+        )
+    fig.tight_layout()
+    return fig
+
+
+def loss_curve_grid(curves: dict):
+    """Recorded losses of several runs: one row per ``(noise_type, level)``, one column per run, a line per copy.
+
+    ``curves`` maps ``(noise_type, level)`` to ``{run label: trajectories}``
+    (:func:`xrdnb.gd_tables.run_trajectories`: ``steps (T,)``, ``loss (T, B)``); MSE on a log scale.
+    """
+    import matplotlib.pyplot as plt
+
+    from .vocabulary import NOISE_UNITS, RUN_LABELS
+
+    loss_of = {label: loss for (loss, _), label in RUN_LABELS.items()}
+    runs = list(dict.fromkeys(run for panel in curves.values() for run in panel))
+    fig, axes = plt.subplots(len(curves), len(runs), figsize=(2.6 * len(runs), 2.7 * len(curves)), squeeze=False)
+    for i, ((kind, level), panel) in enumerate(curves.items()):
+        for j, run in enumerate(runs):
+            ax = axes[i, j]
+            if run not in panel:
+                ax.set_visible(False)
+                continue
+            loss = panel[run]["loss"]
+            labels = [f"copy {b}" for b in range(loss.shape[1])] if j == 0 and loss.shape[1] <= 8 else None
+            plot_loss_curve(
+                ax, panel[run]["steps"], loss, loss_name=loss_of.get(run.removesuffix(" + constraints")), labels=labels
+            )
+            unit = NOISE_UNITS[kind]
+            ax.set_title(f"{kind} {level:g}{' ' + unit if unit else ''}: {run}", fontsize=9)
+    fig.tight_layout()
+    return fig
