@@ -468,7 +468,7 @@ def test_the_units_check_is_an_ordinary_sweep(tmp_path):
 # --------------------------------------------------------------------------- display tables, claims text, checks
 
 from xrdnb import claims as claims_module  # noqa: E402
-from xrdnb.tables import (  # noqa: E402
+from xrdnb.correlation_report import (  # noqa: E402
     AGREEMENT_COLOURS,
     agreement_counts,
     agreement_summary,

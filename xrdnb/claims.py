@@ -12,7 +12,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from .tables import AGREEMENT_COLOURS, METHOD_LABELS, PAPER_TABLES, agreement_counts, amd_start_to_end, si_layout
+from .correlation_report import AGREEMENT_COLOURS, METHOD_LABELS, agreement_counts, amd_start_to_end
+from .tables import PAPER_TABLES, si_layout
 from .vocabulary import NOISE_LEVELS
 
 __all__ = [

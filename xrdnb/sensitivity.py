@@ -175,7 +175,8 @@ def amd_k_table(rows: pd.DataFrame, ks: Iterable[int], mi_neighbors: int = 3) ->
     pandas.DataFrame
         the SI's rows (levels as text) that have a value; columns (method, run label, ``"k = <k>"``).
     """
-    from .tables import METHOD_LABELS, correlation_cells, readable_index, si_layout
+    from .correlation_report import METHOD_LABELS, readable_index
+    from .tables import correlation_cells, si_layout
     from .vocabulary import RUN_LABELS
 
     columns = {
@@ -290,11 +291,12 @@ def units_table(
 ) -> pd.DataFrame:
     """The cosine column of the coordinate rows in Å (``base``) and in ``units`` (``alt``), beside the paper's.
 
-    Per unit: Pearson and Spearman with their CIs (:func:`xrdnb.tables.ci_text`), the median
+    Per unit: Pearson and Spearman with their CIs (:func:`xrdnb.correlation_report.ci_text`), the median
     AMD distance start → end and the match rate; then the paper's two values. One row per
     level of ``levels`` that is a coordinate level of the SI.
     """
-    from .tables import PAPER_TABLES, ci_text, correlation_cells
+    from .correlation_report import ci_text
+    from .tables import PAPER_TABLES, correlation_cells
     from .vocabulary import NOISE_LEVELS, NOISE_UNITS
 
     column = "Cosine Similarity"
