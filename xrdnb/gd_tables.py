@@ -259,7 +259,10 @@ def lattice_error_medians(rows: pd.DataFrame) -> pd.DataFrame:
 def outcome_summary(rows: pd.DataFrame) -> pd.DataFrame:
     """Per noise type, level and run: copies, mean cosine similarity and match rate (%) at the start and the end."""
     out = []
-    for (noise_type, level), sub in rows.groupby(["noise_type", "noise_level"], sort=True):
+    kinds = [t for t in NOISE_TYPES if t in set(rows["noise_type"])]
+    for (noise_type, level), sub in sorted(
+        rows.groupby(["noise_type", "noise_level"]), key=lambda g: (kinds.index(g[0][0]), g[0][1])
+    ):
         for run in run_order(sub):
             part = sub[sub["run"] == run]
             out.append(
