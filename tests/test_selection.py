@@ -73,6 +73,16 @@ def test_ties_go_to_the_smaller_rate_and_groups_are_chosen_apart():
     assert table[("cosine", True)] == 1e-2
 
 
+def test_no_rows_select_nothing():
+    sel = select(pd.DataFrame())
+    assert sel.rows.empty and "run" in sel.rows and sel.describe() == ""
+
+
+def test_a_chapter_filter_that_keeps_no_cell_gives_no_rows(tmp_path):
+    study = run_study(PROFILES["smoke"], tmp_path, where=lambda cell: cell.structure == "Au2S")
+    assert study.rows.empty and study.cells == () and study.caption().startswith("profile 'custom'")
+
+
 def test_select_runs_refuses_to_drop_a_run_silently():
     rows = pd.concat([_rows(), _rows(loss="mse")])
     table = choose_learning_rates(_rows(seed=1))  # cosine only

@@ -220,8 +220,8 @@ def select(
         rows that share a seed with ``rows``.
     """
     stated = {"lattice": lattice_lr, "coordinates": coordinate_lr}
-    if rows.empty:
-        return Selection(with_run_labels(rows), pd.DataFrame(columns=[*GROUP, "lr", "rule"]))
+    if rows.empty:  # a chapter's filter kept no cell of the profile: nothing to select, nothing to label
+        return Selection(rows.assign(run=pd.Series(dtype=str)), pd.DataFrame(columns=[*GROUP, "lr", "rule"]))
     table = _stated_or_only(rows, stated)
     if table is None:
         if selection_rows is None:
