@@ -1,0 +1,148 @@
+"""The figure functions of chapters 1 and 2 in xrdnb.plotting: artists, limits and labels they draw."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from xrdnb import plotting
+from xrdnb.pattern import DEFAULT_SETTINGS
+
+GRID = np.linspace(0.0, 89.99, 9000)
+
+
+@pytest.fixture
+def ax():
+    fig, axis = plt.subplots()
+    yield axis
+    plt.close(fig)
+
+
+def _peak(centre, width=0.2):
+    return np.exp(-(((GRID - centre) / width) ** 2))
+
+
+def test_plot_form_factors(ax):
+    s = torch.linspace(0, 0.46, 50)
+    f = torch.stack([5 - s, 8 - 2 * s])
+    lines = plotting.plot_form_factors(ax, s, f, ["B", "O"], [5, 8], s_reflections=torch.tensor([0.1, 0.2]), title="t")
+    assert len(lines) == 3 and ax.get_xlim() == pytest.approx((0, 0.46))
+    assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["B (Z = 5)", "O (Z = 8)"]
+    assert ax.get_ylabel() == "f(s) (electrons)" and ax.get_title() == "t"
+
+
+def test_plot_lorentz_polarization(ax):
+    tt = torch.linspace(2, 90, 20)
+    line = plotting.plot_lorentz_polarization(ax, tt, 1 / tt)
+    assert len(line.get_xdata()) == 20 and ax.get_yscale() == "log" and ax.get_ylabel() == "LP(θ)"
+
+
+def test_plot_peak_profiles():
+    fig, (a, b) = plt.subplots(1, 2)
+    x = torch.linspace(-10, 10, 201)
+    curves = {"G": torch.exp(-(x**2)), "L": 1 / (1 + x**2)}
+    out = plotting.plot_peak_profiles(a, b, x, curves, fwhm=0.5, window=1.0)
+    assert len(out["linear"]) == len(out["log"]) == 2 and len(out["window"]) == 2
+    assert a.get_xlim() == pytest.approx((-2.0, 2.0)) and b.get_ylim() == pytest.approx((1e-6, 2))
+    assert [line.get_xdata()[0] for line in out["window"]] == [-1.0, 1.0]
+    plt.close(fig)
+
+
+def test_plot_caglioti_width(ax):
+    tt = torch.linspace(0, 90, 91)
+    line, right = plotting.plot_caglioti_width(ax, tt, 0.3 + tt / 900, 0.01, title="c")
+    assert len(line.get_xdata()) == 91 and ax.get_xlim() == (0, 90)
+    assert right.get_ylabel().startswith("grid points per FWHM") and ax.get_title() == "c"
+
+
+def test_plot_difference(ax):
+    line = plotting.plot_difference(ax, GRID, 1e-6 * _peak(30), ylabel="d", title="t")
+    assert len(line.get_ydata()) == 9000 and ax.get_xlim() == (0.0, 89.99) and ax.get_ylabel() == "d"
+
+
+def test_plot_pymatgen_comparison():
+    fig, axes = plt.subplots(3, 1)
+    ours = pd.DataFrame({"two_theta": [20.0, 30.0], "intensity_scaled": [100.0, 50.0]})
+    detail = {
+        "ours": ours,
+        "x_pm": np.array([20.0, 30.0]),
+        "y_pm": np.array([100.0, 50.0]),
+        "ours_pattern": _peak(20),
+        "pm_pattern": _peak(20),
+    }
+    out = plotting.plot_pymatgen_comparison(axes, GRID, detail)
+    assert len(out["sticks"]) == 2 and len(out["patterns"]) == 2
+    assert np.allclose(out["difference"].get_ydata(), 0)
+    assert [ax.get_title() for ax in axes[:2]] == ["peak lists", "broadened patterns"]
+    assert axes[0].get_ylim()[0] < -40  # xrdnb's sticks are mirrored below the axis
+    plt.close(fig)
+
+
+def test_plot_variants_window_and_highlight(ax):
+    lines = plotting.plot_variants(
+        ax, GRID, {"a": _peak(30), "b": _peak(30.1)}, centre=30, half_width=1.0, highlight="b"
+    )
+    assert len(lines) == 2
+    assert lines[0].get_xdata().min() > 29 and lines[0].get_xdata().max() < 31
+    assert lines[1].get_linewidth() > lines[0].get_linewidth() and lines[1].get_color() == "k"
+
+
+def test_plot_setting_variants(ax):
+    lines = plotting.plot_setting_variants(
+        ax, GRID, {0.0: _peak(30), 0.1: _peak(30)}, symbol="η", si_value=0.1, centre=30
+    )
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["η = 0", "η = 0.1 (SI)"] and len(lines) == 2 and ax.get_title() == "vary η, peak at 30.00°"
+
+
+def test_setting_panels():
+    fig, axes = plt.subplots(2, 3)
+    lam = {"CuKa": 1.54184, "CuKa1": 1.54056, "MoKa": 0.71}
+    pattern = torch.tensor(_peak(30))
+    study = {
+        p: {"patterns": {v: pattern for v in values}}
+        for p, values in {
+            "U": [0.0, 0.1],
+            "V": [0.01],
+            "W": [0.1, 0.5],
+            "eta": [0.1],
+            "wavelength": list(lam.values()),
+        }.items()
+    }
+    out = plotting.setting_panels(
+        axes.flat,
+        GRID,
+        study,
+        dict(U=60, V=60, W=30, eta=30),
+        DEFAULT_SETTINGS,
+        lam,
+        zoom_centre=30,
+        zoom_label="the peak",
+    )
+    assert [len(lines) for lines in out] == [2, 1, 2, 1, 3, 2]
+    assert axes.flat[5].get_title() == "CuKa vs CuKa1 at the peak"
+    plt.close(fig)
+
+
+def test_plot_stacked(ax):
+    lines = plotting.plot_stacked(ax, GRID, {"1": _peak(20), "2": _peak(40)}, offset=1.1, base=_peak(30))
+    assert len(lines) == 3
+    assert max(lines[2].get_ydata()) == pytest.approx(1 + 2 * 1.1) and ax.get_ylim()[1] > 3.2
+    assert lines[0].get_color() == "k"
+
+
+def test_plot_pattern_derivative():
+    fig, axes = plt.subplots(3, 1)
+    y = _peak(30)
+    dy = np.gradient(y)
+    out = plotting.plot_pattern_derivative(axes, GRID, y, dy, dy, centre=30.0, step=1e-5)
+    assert len(out["derivative"]) == 2 and len(out["zoom"]) == 3
+    assert out["zoom"][0].get_xdata().min() > 28.5 and axes[1].get_ylabel() == "∂x/∂a (Å⁻¹)"
+    plt.close(fig)
