@@ -1,4 +1,4 @@
-"""Command line: ``xrdnb peaks``, ``xrdnb pattern`` and ``xrdnb sweep``.
+"""Command line: ``xrdnb peaks``, ``xrdnb pattern``, ``xrdnb sweep`` and ``xrdnb relax``.
 
 Every command takes many structures (CIF paths or benchmark names). A structure that
 cannot be used gives one line on stderr naming it and the problem; the others are still
@@ -10,6 +10,7 @@ Examples::
     xrdnb pattern data/*.cif --out patterns/
     xrdnb sweep --profile book --results results/book --workers 2
     xrdnb sweep --config my-sweep.yml --scheduler tcp://10.0.0.5:8786
+    xrdnb relax --profile book results/book --workers 2
 """
 
 from __future__ import annotations
@@ -135,6 +136,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--quiet", action="store_true", help="no progress bars")
     sweep.set_defaults(run=None)
+
+    relax = sub.add_parser(
+        "relax",
+        help="run (or resume) the CHGNet relaxations of the sweep's distorted copies; finished cells are skipped",
+    )
+    relax.add_argument("results", nargs="?", type=Path, help="results folder (default results/<profile>)")
+    relax.add_argument("--profile", default="smoke", help="named grid: smoke, book or paper (default smoke)")
+    relax.add_argument("--config", type=Path, help="YAML or JSON file of RelaxSpec fields (overrides the profile)")
+    relax.add_argument(
+        "--workers",
+        type=_workers,
+        default="auto",
+        help="local worker processes, 0 for in-process (default auto: one per core)",
+    )
+    relax.add_argument("--device", default="cpu", help="where CHGNet runs: cpu, cuda, cuda:N or auto (default cpu)")
+    relax.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    relax.add_argument("--structures", nargs="+", help="override the structures")
+    relax.add_argument("--copies", type=int, dest="n_copies", help="override copies per cell")
+    relax.add_argument("--max-steps", type=int, help="override the BFGS step limit")
+    relax.add_argument("--seeds", type=int, nargs="+", help="override the seeds")
+    relax.add_argument("--list", action="store_true", help="list the cells and whether they are done, run nothing")
+    relax.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -197,6 +220,63 @@ def _run_sweep(args) -> int:
         print(f"xrdnb sweep: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"{len(cells)} cells, {len(rows)} rows -> {results / 'cells'}")
+    return 0
+
+
+def _run_relax(args) -> int:
+    from . import relax_sweep as rs
+    from .device import resolve_device
+
+    def error(message: str) -> int:
+        print(f"xrdnb relax: error: {message}".splitlines()[0], file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    if args.profile not in rs.PROFILES:
+        return error(f"unknown profile {args.profile!r}; choose from {', '.join(rs.PROFILES)}")
+    spec = rs.PROFILES[args.profile]
+    try:
+        if args.config:
+            import yaml
+
+            try:
+                data = yaml.safe_load(args.config.read_text()) or {}
+            except (OSError, yaml.YAMLError) as exc:
+                return error(f"{args.config}: {exc}")
+            if not isinstance(data, dict):
+                return error(f"{args.config}: expected a mapping of RelaxSpec fields")
+            spec = rs.RelaxSpec.from_dict({**_spec_dict(spec), **data})
+        spec = spec.with_overrides(
+            structures=args.structures, n_copies=args.n_copies, max_steps=args.max_steps, seeds=args.seeds
+        )
+        device = resolve_device(args.device)
+    except (ValueError, TypeError) as exc:
+        return error(f"{args.config}: {exc}" if args.config else str(exc))
+    results = args.results or Path("results") / args.profile
+    cells = spec.cells()
+    if args.list:
+        for cell in [*spec.truth_cells(), *cells]:
+            print(f"{'done' if rs.is_finished(results, cell) else 'todo'}  {cell.cell_id}")
+        return 0
+    start_method = "fork" if device == "cpu" and "fork" in multiprocessing.get_all_start_methods() else None
+    try:
+        rows = rs.run_relax_sweep(
+            cells,
+            results,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            progress=not args.quiet,
+            device=device,
+            start_method=start_method,
+        )
+    except OSError as exc:
+        return error(str(exc))
+    except rs.RelaxSweepError as exc:
+        for name, reason in exc.bad_input.items():
+            print(f"xrdnb relax: error: {name}: {reason}", file=sys.stderr)
+        for cell_id, reason in exc.failed.items():
+            print(f"xrdnb relax: error: cell {cell_id} failed: {reason}", file=sys.stderr)
+        return EXIT_BAD_INPUT if exc.bad_input else 1
+    print(f"{len(cells)} cells, {len(rows)} rows -> {results / 'relax'}")
     return 0
 
 
@@ -281,6 +361,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "sweep":
         return _run_sweep(args)
+    if args.command == "relax":
+        return _run_relax(args)
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out}: is a file, not a folder")
     try:

@@ -31,8 +31,8 @@ import contextlib
 import functools
 import io
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -48,6 +48,7 @@ __all__ = [
     "relax_many",
     "relax_cell_for",
     "lattice_deviation",
+    "lattice_errors",
     "chgnet_energies",
     "energy_fn",
 ]
@@ -56,7 +57,7 @@ FMAX = 0.02
 """Force threshold of the relaxations, eV/Å (SI §1.4)."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_model(device: str):
     from chgnet.model import CHGNet
 
@@ -250,10 +251,13 @@ def relax(
     )
 
 
-def _relax_in_worker(args):
-    structure, kwargs = args
+def _relax_in_worker(index, structure, kwargs):
     torch.set_num_threads(1)
     return relax(structure, **kwargs)
+
+
+WORKER_PRELOAD = ("torch", "pymatgen.core", "ase", "chgnet.model", "xrdnb.relax")
+"""Modules the local workers' forkserver imports once (:func:`xrdnb.workers.run_tasks`)."""
 
 
 def relax_many(
@@ -275,32 +279,34 @@ def relax_many(
     relax_cell, fmax, max_steps, device, symprec
         see :func:`relax`.
     workers
-        0: one after the other in this process (one model, loaded once); N > 0: a pool
-        of N single-threaded CPU processes (``spawn``), each loading the model once.
-        Relaxations are independent, so the results do not depend on ``workers``.
+        0: one after the other in this process (one model, loaded once); N > 0: N
+        single-threaded CPU processes of :func:`xrdnb.workers.run_tasks` (the package's one
+        runner), each loading the model once. Relaxations are independent, so the results
+        do not depend on ``workers``. A relaxation that raises stops the call with its error.
 
     Returns
     -------
     list of Relaxation
         in the order of ``structures``.
     """
+    from .workers import run_tasks
+
     structures = list(structures)
     kwargs = dict(relax_cell=relax_cell, fmax=fmax, max_steps=max_steps, device=device, symprec=symprec)
     if workers and len(structures) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         if resolve_device(device) != "cpu":
             raise ValueError("workers > 0 runs on CPU processes; use workers=0 with a GPU")
-        context = multiprocessing.get_context("spawn")
         # largest structures first, so that a long relaxation does not start last
         order = sorted(range(len(structures)), key=lambda k: -len(structures[k]))
-        with ProcessPoolExecutor(max_workers=min(workers, len(structures)), mp_context=context) as pool:
-            done = list(pool.map(_relax_in_worker, [(structures[k], kwargs) for k in order]))
-        results: list[Relaxation | None] = [None] * len(structures)
-        for k, result in zip(order, done):
-            results[k] = result
-        return results
+        results: dict[int, Relaxation] = {}
+        run_tasks(
+            _relax_in_worker,
+            [(k, structures[k], kwargs) for k in order],
+            on_result=lambda task, result: results.update({task[0]: result}),
+            workers=min(workers, len(structures)),
+            preload=WORKER_PRELOAD,
+        )
+        return [results[k] for k in range(len(structures))]
     model = load_model(device)
     return [relax(s, model=model, **kwargs) for s in structures]
 
@@ -349,6 +355,55 @@ def lattice_deviation(structure, reference, *, search_tol: float = 0.1) -> float
         params = np.array(Lattice(scale @ lattice.matrix).parameters)
         best = min(best, float(np.abs(params / target - 1).max()))
     return best
+
+
+def lattice_errors(structure, reference, *, search_tol: float = 0.5) -> tuple[float, float]:
+    """Largest relative length error and largest angle error (degrees), over the best-matching basis.
+
+    As :func:`lattice_deviation`, the lattice of ``structure`` is compared with that of
+    ``reference`` in every basis of it within ``search_tol`` of the reference (lengths
+    relative, angles ``100·search_tol`` degrees), so that a cell in another setting counts as
+    the same lattice. The basis kept is the one with the smallest ``max(length error,
+    angle error / 100°)`` (1° weighs as 1 %, the scale of ``find_all_mappings``' tolerances).
+
+    Parameters
+    ----------
+    structure, reference
+        pymatgen ``Structure`` objects (or ``Lattice`` objects).
+    search_tol
+        how far a basis may be from the reference to be considered.
+
+    Returns
+    -------
+    (float, float)
+        ``max_i |l_i / l_ref,i − 1|`` over a, b, c and ``max_i |θ_i − θ_ref,i|`` (degrees)
+        over α, β, γ; ``(inf, inf)`` when no basis is within ``search_tol``.
+
+    Examples
+    --------
+    >>> from pymatgen.core import Lattice
+    >>> ref = Lattice.cubic(5.0)
+    >>> sheared = Lattice([[5.0, 0, 0], [5.0, 5.05, 0], [0, 0, 5.0]])  # b' = a + b, b 1 % longer
+    >>> tuple(round(x, 4) for x in lattice_errors(sheared, ref))
+    (0.01, 0.0)
+    """
+    from pymatgen.core import Lattice
+
+    lattice = structure if isinstance(structure, Lattice) else structure.lattice
+    ref = reference if isinstance(reference, Lattice) else reference.lattice
+    target = np.array(ref.parameters)
+    best, out = np.inf, (np.inf, np.inf)
+    for _, _, scale in lattice.find_all_mappings(
+        ref, ltol=search_tol, atol=100 * search_tol, skip_rotation_matrix=True
+    ):
+        if abs(round(np.linalg.det(scale))) != 1:
+            continue
+        params = np.array(Lattice(scale @ lattice.matrix).parameters)
+        length = float(np.abs(params[:3] / target[:3] - 1).max())
+        angle = float(np.abs(params[3:] - target[3:]).max())
+        if max(length, angle / 100) < best:
+            best, out = max(length, angle / 100), (length, angle)
+    return out
 
 
 def chgnet_energies(
