@@ -34,8 +34,9 @@ of torch-sim's init/step functions), so that each copy's Adam moments freeze whe
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -60,6 +61,7 @@ __all__ = [
     "run_gradient_descent",
     "run_batched_gradient_descent",
     "STOP_REASONS",
+    "Callback",
 ]
 
 STOP_REASONS = ("running", "converged", "max_steps", "invalid_lattice")
@@ -548,12 +550,18 @@ def _results(state: GDState) -> list[GDResult]:
     return out
 
 
+Callback = Callable[[GDState], bool | None]
+"""``callback(state) -> bool | None``: looks at (never changes) a running :class:`GDState`; ``True`` stops the run."""
+
+
 def run_gradient_descent(
     crystal: Crystal,
     target: torch.Tensor,
     config: GDConfig = GDConfig(),
     *,
     progress: bool | str = True,
+    callback: Callback | None = None,
+    callback_every: int = 1,
 ) -> GDResult:
     """Optimise every copy of ``crystal`` towards the ``target`` pattern ``(P,)``.
 
@@ -568,12 +576,21 @@ def run_gradient_descent(
     progress
         show a tqdm bar with the step and the batch's best and median loss (a string
         is used as its description).
+    callback
+        called with the state after every ``callback_every``-th update (``state.step``,
+        ``state.loss`` ``(B,)``, ``state.params``, ``state.status``; read them, do not
+        change them); returning ``True`` ends the run there, as if the budget ran out.
+        It does not change the numbers of the run.
+    callback_every
+        steps between calls of ``callback`` (≥ 1).
 
     Returns
     -------
     GDResult
     """
-    return run_batched_gradient_descent([crystal], [target], [config], progress=progress)[0]
+    return run_batched_gradient_descent(
+        [crystal], [target], [config], progress=progress, callback=callback, callback_every=callback_every
+    )[0]
 
 
 def run_batched_gradient_descent(
@@ -582,6 +599,8 @@ def run_batched_gradient_descent(
     configs: Sequence[GDConfig],
     *,
     progress: bool | str = True,
+    callback: Callback | None = None,
+    callback_every: int = 1,
 ) -> list[GDResult]:
     """:func:`run_gradient_descent` for several runs of one structure and mode, as one batch.
 
@@ -589,9 +608,12 @@ def run_batched_gradient_descent(
     together (:func:`init_batched_state`), which on a GPU replaces one small program per
     run by one large one, and on any device keeps the batch full while the copies of
     some runs have stopped. Returns one :class:`GDResult` per run, as separate runs give.
+    ``callback`` and ``callback_every`` are those of :func:`run_gradient_descent`.
     """
     from tqdm.auto import tqdm
 
+    if callback_every < 1:
+        raise ValueError(f"callback_every must be >= 1, got {callback_every}")
     retain_freed_memory()  # no per-step page-fault storm on glibc (xrdnb.memory)
     targets = [t.to(dtype=c.dtype, device=c.device) for t, c in zip(targets, crystals)]
     state = init_batched_state(crystals, targets, configs)
@@ -613,6 +635,9 @@ def run_batched_gradient_descent(
                     bar.set_postfix(
                         best=f"{float(alive.min()):.4f}", median=f"{float(alive.median()):.4f}", running=len(alive)
                     )
+            if callback is not None and state.step % callback_every == 0 and callback(state):
+                state.status[state.active] = STOP_REASONS.index("max_steps")  # stopped by the callback
+                break
     finally:
         bar.close()
     return _results(state)
