@@ -1,37 +1,32 @@
 """Interactive explorer: move the lattice, watch the pattern, the similarities, the match and the landscape.
 
-:class:`Explorer` is a small ipywidgets application around the package's own functions; it
-implements no physics. Its state is explicit and can be driven without a browser:
+:class:`Explorer` is the ipywidgets view of an :class:`xrdnb.exploration.ExplorerState`
+(ground truth, current point, similarities, slices, gradient descent; no widgets, no
+drawing). The view holds only widgets, their observers and the live figures, drawn with
+:mod:`xrdnb.plotting`:
 
-* a **ground truth**: a benchmark structure of :data:`xrdnb.structures.BENCHMARK_NAMES` or
-  an uploaded CIF (parsed by :func:`xrdnb.structures.load_structure`; an unreadable file
-  shows an error and keeps the previous structure);
-* a **current point**: six lattice parameters (one slider each, ±``length_span`` relative in
-  a, b, c and ±``angle_span`` degrees in α, β, γ around the ground truth; the range grows
-  when a distortion or a gradient-descent run leaves it) and the fractional coordinates;
-* its **pattern** (:func:`xrdnb.pattern.simulate_pattern`) overlaid on the ground-truth
-  pattern, the four **similarities** to it (:func:`xrdnb.losses.all_similarities`, with
-  ``"mse"`` holding −MSE) and pymatgen's ``StructureMatcher`` verdict
-  (:func:`xrdnb.evaluate.structures_match`);
-* **distortions** (:func:`xrdnb.distortions.distort`, one copy, a noise type, level and seed)
-  that move the current point;
-* **gradient descent** from the current point (:func:`xrdnb.optimize.init_state` and
-  :func:`xrdnb.optimize.gd_step`, step by step, with a live loss curve and a progress bar);
-  the end point becomes the current point;
-* a 2-D **landscape slice** through the ground truth over two lattice parameters (computed
-  once per structure, pair, metric and grid with ``xrdnb.landscape.lattice_slice``) with the
-  current point and the last gradient-descent path marked.
+* the ground truth (a benchmark of :data:`xrdnb.vocabulary.BENCHMARK_NAMES` or an uploaded
+  CIF; an unreadable file shows an error and keeps the previous structure);
+* six lattice sliders (±``length_span`` relative in a, b, c, ±``angle_span`` degrees in α, β,
+  γ around the ground truth; the range grows when a distortion or a GD run leaves it);
+* the current pattern over the ground-truth pattern, the four similarities and the
+  ``StructureMatcher`` verdict;
+* a distortion button (:meth:`ExplorerState.distort <xrdnb.exploration.ExplorerState.distort>`);
+* a gradient-descent button (:meth:`ExplorerState.run_gd <xrdnb.exploration.ExplorerState.run_gd>`,
+  the package's loop with a callback) with a live loss curve and a progress bar;
+* a 2-D landscape slice through the ground truth with the current point and the last GD path.
 
-The figures are plain matplotlib figures rendered to PNG images inside ``ipywidgets.Image``
-widgets (no ``ipympl`` needed); :meth:`Explorer.snapshot` draws the same state as one static
-figure for the book.
+The figures are matplotlib figures rendered to PNG inside ``ipywidgets.Image`` widgets (no
+``ipympl`` needed); :meth:`Explorer.snapshot` draws the same state as one static figure.
+Attributes of the state (``lattice``, ``similarities``, ``matched``, ``loss_history``, …)
+can be read on the explorer too.
 
 Example (no browser needed)::
 
     explorer = Explorer("Au2S", noise_type="lattice", noise_level=0.05, seed=0)
     explorer.draw_distortion()          # the "draw distorted copy" button
     explorer.run_gd()                   # the "run GD" button
-    explorer.similarities["cosine"], explorer.matched, len(explorer.loss_history)
+    explorer.state.similarities["cosine"], explorer.state.matched
     explorer.widget                     # the top-level container, to display in JupyterLab
 """
 
@@ -39,8 +34,6 @@ from __future__ import annotations
 
 import html
 import io
-import os
-import tempfile
 import time
 from contextlib import contextmanager
 
@@ -50,20 +43,13 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .crystal import crystal_from_structure
-from .distortions import distort
-from .evaluate import structures_match
-from .landscape import lattice_slice, project_onto_slice, xrd_similarity_fn
-from .lattice import is_valid_lattice
-from .losses import all_similarities, loss_function
-from .optimize import STOP_REASONS, GDConfig, gd_step, init_state
-from .pattern import DEFAULT_SETTINGS, XRDSettings, simulate_pattern
-from .structures import StructureError, crystal_family, load_structure
+from . import plotting
+from .exploration import DEFAULT_LR, ExplorerState
+from .pattern import DEFAULT_SETTINGS, XRDSettings
 from .vocabulary import (
     BENCHMARK_NAMES,
     LATTICE_LABELS,
     LATTICE_NAMES,
-    LOSS_LABELS,
     LOSS_NAMES,
     NOISE_LEVELS,
     NOISE_TYPES,
@@ -72,14 +58,21 @@ from .vocabulary import (
 
 __all__ = ["Explorer", "SIMILARITY_LABELS", "DEFAULT_LR"]
 
-DEFAULT_LR = {"lattice": 1e-2, "coordinates": 1e-3}
-"""Default Adam learning rates by gradient-descent mode (those of the ``book`` sweep profile)."""
-
 
 def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     FigureCanvasAgg(fig).print_png(buffer, pil_kwargs={"compress_level": 1})  # speed over size
     return buffer.getvalue()
+
+
+def _first_png(fig: Figure, plot) -> tuple:
+    """Draw a live figure from scratch: lay it out once, then freeze the layout for fast updates."""
+    fig.clear()
+    fig.set_layout_engine("constrained")
+    artists = plot(fig)
+    png = _png(fig)
+    fig.set_layout_engine("none")
+    return artists, png
 
 
 class Explorer:
@@ -88,41 +81,20 @@ class Explorer:
     Parameters
     ----------
     structure
-        ground truth: a benchmark name (:data:`xrdnb.structures.BENCHMARK_NAMES`) or a CIF
-        path.
-    noise_type
-        ``"lattice"`` or ``"coordinates"`` (:data:`xrdnb.distortions.NOISE_TYPES`).
-    noise_level
-        σ of the distortion (dimensionless for lattice noise, Å for coordinate noise); the
-        study's levels (:data:`xrdnb.distortions.NOISE_LEVELS`) are offered, this one is
-        added if it is not among them.
-    seed
-        seed of the distortion.
-    gd_loss
-        loss of the gradient descent, one of :data:`xrdnb.losses.LOSS_NAMES`.
-    gd_constrained
-        apply the crystal-family projector (:func:`xrdnb.symmetry.project_lattice`) in
-        lattice runs.
-    gd_steps
-        number of gradient-descent steps per run.
-    gd_lr
-        Adam learning rate; ``None`` takes :data:`DEFAULT_LR` of the mode.
-    gd_mode
-        ``"lattice"`` or ``"coordinates"``; ``None`` follows ``noise_type``.
-    slice_pair
-        the two lattice parameters of the landscape slice, e.g. ``("a", "c")``.
-    slice_grid
-        grid points per axis of the slice (odd: the ground truth is a grid point).
-    slice_metric
-        similarity shown on the slice (one of :data:`xrdnb.losses.LOSS_NAMES`).
+        ground truth: a benchmark name or a CIF path.
+    noise_type, noise_level, seed
+        initial distortion controls: ``"lattice"`` or ``"coordinates"``, σ (dimensionless or
+        Å; added to the study's levels if it is not among them), seed.
+    gd_loss, gd_constrained, gd_steps, gd_lr, gd_mode
+        initial gradient-descent controls: loss, crystal-family projector (lattice runs),
+        steps per run, Adam learning rate (``None``: :data:`DEFAULT_LR` of the mode), mode
+        (``None`` follows ``noise_type``).
+    slice_pair, slice_grid, slice_metric
+        the slice's two lattice parameters, grid points per axis (odd) and similarity.
     length_span, angle_span
         half-width of the sliders and of the slice: relative in a, b, c; degrees in α, β, γ.
-    settings
-        simulator settings (:class:`xrdnb.pattern.XRDSettings`).
-    dtype
-        ``torch.float64`` or ``torch.float32`` for every simulation.
-    cc_half_width
-        half-width (degrees of 2θ) of the cross-correlation's triangle weight.
+    settings, dtype, cc_half_width
+        simulator settings, precision and cross-correlation half-width (degrees of 2θ) of the state.
     continuous_update
         redraw while a slider is dragged (``True``) or when it is released (``False``).
     dpi
@@ -130,45 +102,14 @@ class Explorer:
 
     Attributes
     ----------
-    structure_key : str
-        name of the current ground truth (benchmark name, CIF path or ``"<file> (uploaded)"``).
-    structure
-        the ground truth as a pymatgen ``Structure``.
-    truth : xrdnb.crystal.Crystal
-        the ground truth as tensors (one copy).
-    family : str
-        its crystal family (:func:`xrdnb.structures.crystal_family`).
-    target : torch.Tensor
-        ground-truth pattern ``(P,)`` (normalised to a maximum of 1).
-    two_theta : numpy.ndarray
-        the 2θ grid ``(P,)`` in degrees.
-    lattice : torch.Tensor
-        current lattice parameters ``(6,)`` float64: a, b, c (Å), α, β, γ (degrees).
-    frac_coords : torch.Tensor
-        current fractional coordinates ``(N, 3)`` float64.
-    pattern : torch.Tensor
-        current pattern ``(P,)``.
-    similarities : dict
-        similarity name → float, the four metrics of :data:`SIMILARITY_LABELS` against
-        :attr:`target`.
-    matched : bool
-        ``StructureMatcher`` (pymatgen's default tolerances) matches the current point to the
-        ground truth.
-    valid : bool
-        the current lattice parameters describe a real cell.
-    loss_history : list of float
-        loss of the last gradient-descent run, one entry per step taken.
-    gd_path : list of torch.Tensor
-        lattices ``(6,)`` of the last run: the start (projected if constrained) and one per step.
-    gd_start : torch.Tensor or None
-        the lattice ``(6,)`` the last run started from (before any projection).
-    gd_stop_reason : str or None
-        why the last run stopped (:data:`xrdnb.optimize.STOP_REASONS`).
+    state : xrdnb.exploration.ExplorerState
+        everything the explorer shows.
     error : str or None
-        the last error message shown in the interface (``None`` after a successful action).
+        the last error message shown (``None`` after a successful action).
+    message : str
+        the last status message.
     timings : dict
-        seconds of the last redraw: ``"compute"`` (pattern, similarities, match),
-        ``"render"`` (figures) and ``"total"``.
+        seconds of the last redraw: ``"compute"``, ``"slice"``, ``"render"`` and ``"total"``.
     widget
         the top-level ``ipywidgets.VBox``; display it (or the explorer) in JupyterLab.
     """
@@ -201,28 +142,20 @@ class Explorer:
         if gd_loss not in LOSS_NAMES or slice_metric not in LOSS_NAMES:
             raise ValueError(f"unknown loss or metric; valid: {', '.join(LOSS_NAMES)}")
         gd_mode = gd_mode or noise_type
-        self.settings = settings
-        self.dtype = dtype
-        self.cc_half_width = float(cc_half_width)
-        self.length_span = float(length_span)
-        self.angle_span = float(angle_span)
-        self.slice_grid = int(slice_grid)
-        self.dpi = int(dpi)
-        self.two_theta = settings.grid(torch.float64).numpy()
+        self.state = ExplorerState(
+            str(structure),
+            settings=settings,
+            dtype=dtype,
+            cc_half_width=cc_half_width,
+            length_span=length_span,
+            angle_span=angle_span,
+            slice_grid=slice_grid,
+        )
+        self.length_span, self.angle_span, self.dpi = float(length_span), float(angle_span), int(dpi)
         self.error: str | None = None
         self.message = ""
-        self.loss_history: list[float] = []
-        self.gd_path: list[torch.Tensor] = []
-        self.gd_start: torch.Tensor | None = None
-        self.gd_loss_name: str | None = None
-        self.gd_stop_reason: str | None = None
-        self.gd_description = ""
-        self.last_action = "ground truth"
-        self.timings = {"compute": 0.0, "render": 0.0, "total": 0.0}
-        self._uploaded: dict = {}
-        self._slices: dict = {}
+        self.timings = {"compute": 0.0, "slice": 0.0, "render": 0.0, "total": 0.0}
         self._quiet_depth = 0
-        self._path_version = 0
         self._pattern_artists = self._pattern_key = self._slice_artists = self._slice_key = None
         self._live = True
 
@@ -365,8 +298,14 @@ class Explorer:
         self.range_slider.observe(self.on_range_change, names="value")
 
         self.constrained_checkbox.disabled = gd_mode != "lattice"
-        self._set_structure(str(structure), self._load(str(structure)))
+        self._show_structure()
         self._render_loss()
+
+    def __getattr__(self, name: str):
+        """Read the state's attributes (``lattice``, ``similarities``, ``loss_history``, …) on the view."""
+        if name.startswith("__") or "state" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self.__dict__["state"], name)
 
     # ------------------------------------------------------------------ helpers
 
@@ -386,63 +325,50 @@ class Explorer:
         finally:
             self._quiet_depth -= 1
 
-    @property
-    def _busy(self) -> bool:
-        return self._quiet_depth > 0
-
-    def _show_status(self) -> None:
-        if self.error:
-            self.status.value = f"<span style='color:#b00020'><b>Error:</b> {html.escape(self.error)}</span>"
+    def _say(self, message: str | None = None, error: str | None = None) -> None:
+        """Show a status message, or an error in red (``error`` is kept in :attr:`error`)."""
+        self.error = error
+        if message is not None:
+            self.message = message
+        if error:
+            self.status.value = f"<span style='color:#b00020'><b>Error:</b> {html.escape(error)}</span>"
         else:
             self.status.value = html.escape(self.message)
-
-    def _clear_error(self) -> None:
-        if self.error is not None:
-            self.error = None
-            self._show_status()
-
-    def _fail(self, message: str) -> None:
-        self.error = message
-        self._show_status()
-
-    def _load(self, key: str):
-        if key in self._uploaded:
-            return self._uploaded[key]
-        return load_structure(key)
 
     @property
     def slice_pair(self) -> tuple[str, str]:
         """The two lattice parameters of the landscape slice, e.g. ``("a", "b")``."""
         return self.slice_x_dropdown.value, self.slice_y_dropdown.value
 
-    def current_crystal(self):
-        """The current point as a one-copy :class:`xrdnb.crystal.Crystal` in the explorer's dtype."""
-        kw = dict(dtype=self.dtype, device=self.truth.device)
-        return self.truth.with_lattice(self.lattice[None].to(**kw)).with_frac_coords(self.frac_coords[None].to(**kw))
+    @property
+    def slice_marker(self) -> tuple[float, float]:
+        """Position ``(x, y)`` of the current-point marker on the slice (Å or degrees)."""
+        return self.state.slice_marker(self.slice_pair)
 
-    # ------------------------------------------------------------------ structure
+    def landscape_slice(self, pair=None, metric: str | None = None):
+        """The state's slice (cached) for ``pair`` and ``metric``, default those of the widgets."""
+        return self.state.landscape_slice(tuple(pair or self.slice_pair), metric or self.slice_metric_dropdown.value)
 
-    def _set_structure(self, key: str, structure) -> None:
-        """Make ``structure`` the ground truth (raises on an unusable structure, leaving the state unchanged)."""
-        truth = crystal_from_structure(structure, dtype=self.dtype)
-        family = crystal_family(structure)
-        with torch.no_grad():
-            target = simulate_pattern(truth, self.settings)[0]
-        reference = truth.to_structures()[0]
-        self.structure_key, self.structure, self.truth, self.family = key, structure, truth, family
+    def _show_lattice(self) -> None:
+        """Set the sliders to the current lattice (widening a range that does not contain it) without redrawing."""
+        with self._quiet():
+            for i, name in enumerate(LATTICE_NAMES):
+                slider, value = self.sliders[name], float(self.state.lattice[i])
+                slider.min, slider.max = min(slider.min, value), max(slider.max, value)
+                slider.value = value
+
+    def _show_structure(self) -> None:
+        """After a new ground truth: list it, centre the sliders on it, say so, redraw everything."""
+        st = self.state
+        key = st.structure_key
         self._pattern_artists = self._slice_artists = None  # redraw the live figures from scratch
-        self.target, self._reference = target, reference
-        self.lattice = truth.lattice[0].detach().to(torch.float64).clone()
-        self.frac_coords = truth.frac_coords[0].detach().to(torch.float64).clone()
-        self._clear_gd()
         self.progress.value = 0
-        self.last_action = "ground truth"
         with self._quiet():
             if key not in self.structure_dropdown.options:
                 self.structure_dropdown.options = list(self.structure_dropdown.options) + [key]
             self.structure_dropdown.value = key
             for i, name in enumerate(LATTICE_NAMES):
-                center = float(self.lattice[i])
+                center = float(st.lattice[i])
                 delta = self.length_span * center if i < 3 else self.angle_span
                 lo, hi = max(center - delta, 1e-3), center + delta
                 if i >= 3:
@@ -453,279 +379,107 @@ class Explorer:
                 else:
                     slider.min, slider.max = lo, hi
                 slider.value = center
-        formula = structure.composition.reduced_formula
-        self.error = None
-        self.message = (
-            f"{key}: {formula}, {len(structure)} sites, {family} family, {self.target.shape[-1]} pattern points"
+        formula = st.structure.composition.reduced_formula
+        self._say(
+            f"{key}: {formula}, {len(st.structure)} sites, {st.family} family, {st.target.shape[-1]} pattern points"
         )
-        self._show_status()
         self.update(slice_changed=True)
 
-    def set_structure(self, key: str) -> bool:
-        """Switch the ground truth to a benchmark name, a CIF path or an uploaded key.
+    def _keep_structure(self, what: str, exc: Exception) -> bool:
+        with self._quiet():
+            self.structure_dropdown.value = self.state.structure_key
+        self._say(error=f"{what}: {exc}")
+        return False
 
-        Returns ``False`` (and shows the error, keeping the previous structure) if it cannot
-        be loaded or simulated.
-        """
+    # ------------------------------------------------------------------ actions (buttons and code)
+
+    def set_structure(self, key: str) -> bool:
+        """Switch the ground truth; ``False`` (error shown, previous structure kept) if it cannot be used."""
         try:
-            self._set_structure(key, self._load(key))
+            self.state.set_structure(key)
         except Exception as exc:  # pymatgen and spglib raise many types
-            with self._quiet():
-                self.structure_dropdown.value = self.structure_key
-            self._fail(f"{key}: {exc}")
-            return False
+            return self._keep_structure(key, exc)
+        self._show_structure()
         return True
 
     def load_cif(self, content, name: str = "uploaded.cif") -> bool:
-        """Parse a CIF (``bytes`` or ``str``) with :func:`xrdnb.structures.load_structure` and make it the ground truth.
+        """Parse a CIF (``bytes`` or ``str``) and make it the ground truth (:meth:`ExplorerState.load_cif`).
 
-        Parameters
-        ----------
-        content
-            the file's content.
-        name
-            the file name shown in messages and in the structure list.
-
-        Returns
-        -------
-        bool
-            ``True`` on success; ``False`` if the file is not a usable structure: the error
-            is shown in the interface (:attr:`error`) and the previous structure stays.
+        Returns ``False`` if it is not a usable structure: the error is shown (:attr:`error`)
+        and the previous structure stays.
         """
-        name = os.path.basename(str(name)) or "uploaded.cif"
-        text = content if isinstance(content, str) else bytes(content).decode("utf-8", errors="replace")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "upload.cif")
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            try:
-                structure = load_structure(path)
-            except StructureError as exc:
-                self._fail(str(exc).replace(path, name))
-                return False
-            except Exception as exc:
-                self._fail(f"{name}: cannot read a structure ({type(exc).__name__}: {exc})")
-                return False
-        key = f"{name} (uploaded)"
-        previous = self._uploaded.get(key)
-        self._uploaded[key] = structure
-        stale = {k: v for k, v in self._slices.items() if k[0] == key}  # an earlier file of that name
-        for k in stale:
-            del self._slices[k]
         try:
-            self._set_structure(key, structure)
+            self.state.load_cif(content, name)
         except Exception as exc:
-            if previous is None:
-                self._uploaded.pop(key)
-            else:
-                self._uploaded[key] = previous
-                self._slices.update(stale)
-            with self._quiet():
-                self.structure_dropdown.value = self.structure_key
-            self._fail(f"{name}: the structure cannot be simulated ({type(exc).__name__}: {exc})")
-            return False
+            return self._keep_structure("cannot use the file", exc)
+        self._show_structure()
         return True
-
-    def _clear_gd(self) -> None:
-        self.loss_history, self.gd_path, self.gd_start, self.gd_stop_reason, self.gd_description = (
-            [],
-            [],
-            None,
-            None,
-            "",
-        )
-        self._path_version += 1
-
-    # ------------------------------------------------------------------ callbacks
-
-    def on_structure_change(self, change) -> None:
-        """Observer of the structure list: switch the ground truth."""
-        if not self._busy:
-            self.set_structure(change["new"])
-
-    def on_upload(self, change) -> None:
-        """Observer of the upload button: parse the uploaded CIF (see :meth:`load_cif`)."""
-        for item in change["new"] or ():
-            self.load_cif(bytes(item["content"]), item.get("name", "uploaded.cif"))
-
-    def on_lattice_change(self, change=None) -> None:
-        """Observer of the six sliders: the current lattice follows them, then redraw."""
-        if self._busy:
-            return
-        self.lattice = torch.tensor([float(self.sliders[n].value) for n in LATTICE_NAMES], dtype=torch.float64)
-        self.last_action = "set with the sliders"
-        self._clear_error()
-        self.update()
-
-    def on_noise_type_change(self, change) -> None:
-        """Observer of the noise type: offer its levels and follow it with the GD mode."""
-        noise_type = change["new"]
-        levels = self._levels(noise_type)
-        old = self.noise_level_dropdown.value
-        self.noise_level_dropdown.options = levels
-        self.noise_level_dropdown.value = (
-            levels[int(np.argmin([abs(np.log(x / old)) for x in levels]))] if old else levels[0]
-        )
-        self.mode_dropdown.value = noise_type
-
-    def on_mode_change(self, change) -> None:
-        """Observer of the GD mode: default learning rate; constraints only for lattice runs."""
-        self.lr_text.value = DEFAULT_LR[change["new"]]
-        self.constrained_checkbox.disabled = change["new"] != "lattice"
-
-    def on_slice_change(self, change=None) -> None:
-        """Observer of the slice dropdowns: compute (or reuse) the slice and redraw it."""
-        if not self._busy:
-            self.update(slice_changed=True)
-
-    def on_range_change(self, change=None) -> None:
-        """Observer of the 2θ window: redraw the pattern only."""
-        if not self._busy and self._live:
-            self._render_pattern()
 
     def reset(self, button=None) -> None:
         """Move the current point back to the ground truth (lattice and coordinates)."""
-        self.lattice = self.truth.lattice[0].detach().to(torch.float64).clone()
-        self.frac_coords = self.truth.frac_coords[0].detach().to(torch.float64).clone()
-        self.last_action = "ground truth"
-        self.message = f"{self.structure_key}: back to the ground truth"
-        self.error = None
-        self._show_status()
+        self.state.reset()
+        self._say(f"{self.state.structure_key}: back to the ground truth")
         self._show_lattice()
         self.update()
+        if self._live:
+            self._render_loss()
 
     def draw_distortion(self, button=None) -> None:
-        """The "draw distorted copy" button: one copy of :func:`xrdnb.distortions.distort` becomes the current point.
-
-        Uses the noise type, level σ and seed of the widgets; the copy is drawn from the
-        ground truth, so a seed always gives the same copy.
-        """
-        noise_type = self.noise_type_dropdown.value
-        sigma = float(self.noise_level_dropdown.value)
-        seed = int(self.seed_text.value)
-        copy = distort(self.truth.to(dtype=torch.float64), noise_type, sigma, n_copies=1, seed=seed)
-        self.lattice = copy.lattice[0].clone()
-        self.frac_coords = copy.frac_coords[0].clone()
-        unit = " Å" if noise_type == "coordinates" else ""
-        self.last_action = f"{noise_type} noise σ = {sigma:g}{unit}, seed {seed}"
-        self._clear_gd()
+        """The "draw distorted copy" button: noise type, level and seed of the widgets."""
+        self.state.distort(self.noise_type_dropdown.value, self.noise_level_dropdown.value, self.seed_text.value)
         self.progress.value = 0
         self._show_lattice()
-        self.error = None
-        self.message = f"{self.structure_key}: drew a copy with {self.last_action}"
-        self._show_status()
+        self._say(f"{self.state.structure_key}: drew a copy with {self.state.last_action}")
         self.update()
         if self._live:
             self._render_loss()
 
     def run_gd(self, button=None) -> None:
-        """The "run GD" button: gradient descent from the current point, step by step.
+        """The "run GD" button: :meth:`ExplorerState.run_gd` with the widgets' mode, loss, constraint, steps and lr.
 
-        Runs :func:`xrdnb.optimize.gd_step` up to the chosen number of steps (fewer if the
-        copy stops early), records :attr:`loss_history`, advances the progress bar, redraws
-        the loss curve up to twenty times (at most every 0.2 s), and finally makes the end point the current point.
-        The target pattern uses the loss's simulator settings (:meth:`xrdnb.optimize.GDConfig.simulator_settings`).
+        Advances the progress bar and redraws the loss curve up to twenty times (at most
+        every 0.2 s); the end point becomes the current point and the sliders move to it.
         """
-        mode = self.mode_dropdown.value
-        loss_name = self.loss_dropdown.value
-        constrained = bool(self.constrained_checkbox.value) and mode == "lattice"
         steps = int(self.steps_text.value)
-        try:
-            config = GDConfig(
-                mode=mode,
-                loss=loss_name,
-                constrained=constrained,
-                family=self.family,
-                lr=float(self.lr_text.value),
-                max_steps=steps,
-                record_every=0,
-                settings=self.settings,
-            )
-            with torch.no_grad():
-                target = simulate_pattern(self.truth, config.simulator_settings())[0]
-            state = init_state(self.current_crystal(), target, config)
-        except ValueError as exc:
-            self._fail(f"cannot start gradient descent: {exc}")
-            return
-        loss_fn = loss_function(loss_name)
-        self.loss_history = []
-        self.gd_start = self.lattice.clone()
-        self.gd_loss_name = loss_name
-        self.gd_path = [state.crystal.lattice[0].detach().to(torch.float64).clone()]
-        self.gd_stop_reason = None
-        self.gd_description = (
-            f"{LOSS_LABELS[loss_name]}, {mode}{' + constraints' if constrained else ''}, lr {config.lr:g}"
-        )
         self.progress.max, self.progress.value = steps, 0
-        redraw_every = max(1, steps // 20)
-        start = last_render = time.perf_counter()
+        redraw_every, last = max(1, steps // 20), [time.perf_counter()]
+
+        def on_step(gd) -> None:
+            self.progress.value = gd.step
+            if self._live and gd.step % redraw_every == 0 and time.perf_counter() - last[0] > 0.2:
+                self._render_loss()
+                last[0] = time.perf_counter()
+
+        start = time.perf_counter()
         self.gd_button.disabled = True
         try:
-            while bool(state.active.any()) and state.step < steps:
-                taken = int(state.steps[0])
-                gd_step(state, target, config, loss_fn)
-                if int(state.steps[0]) > taken:
-                    self.loss_history.append(float(state.loss[0]))
-                    self.gd_path.append(state.crystal.lattice[0].detach().to(torch.float64).clone())
-                self.progress.value = state.step
-                if self._live and state.step % redraw_every == 0 and time.perf_counter() - last_render > 0.2:
-                    self._render_loss()
-                    last_render = time.perf_counter()
+            self.state.run_gd(
+                mode=self.mode_dropdown.value,
+                loss=self.loss_dropdown.value,
+                constrained=self.constrained_checkbox.value,
+                steps=steps,
+                lr=float(self.lr_text.value),
+                on_step=on_step,
+            )
+        except ValueError as exc:
+            self._say(error=f"cannot start gradient descent: {exc}")
+            return
         finally:
             self.gd_button.disabled = False
-        self._path_version += 1
-        status = int(state.status[0])
-        self.gd_stop_reason = STOP_REASONS[status] if status else "max_steps"
-        self.lattice = state.crystal.lattice[0].detach().to(torch.float64).clone()
-        self.frac_coords = state.crystal.frac_coords[0].detach().to(torch.float64).clone()
-        seconds = time.perf_counter() - start
-        self.last_action = f"after {len(self.loss_history)} GD steps ({self.gd_description})"
-        self.error = None
-        self.message = (
-            f"{self.structure_key}: gradient descent took {len(self.loss_history)} steps in {seconds:.1f} s, "
-            f"stopped: {self.gd_stop_reason}"
+        st = self.state
+        self._say(
+            f"{st.structure_key}: gradient descent took {len(st.loss_history)} steps in "
+            f"{time.perf_counter() - start:.1f} s, stopped: {st.gd_stop_reason}"
         )
-        self._show_status()
         self._show_lattice()
         self.update()
         if self._live:
             self._render_loss()
 
-    # ------------------------------------------------------------------ state → numbers → pictures
-
-    def _show_lattice(self) -> None:
-        """Set the sliders to :attr:`lattice` (widening a range that does not contain it) without redrawing."""
-        with self._quiet():
-            for i, name in enumerate(LATTICE_NAMES):
-                slider, value = self.sliders[name], float(self.lattice[i])
-                if value < slider.min:
-                    slider.min = value
-                if value > slider.max:
-                    slider.max = value
-                slider.value = value
-
-    def compute(self) -> None:
-        """Pattern, similarities, validity and match of the current point (no drawing)."""
-        crystal = self.current_crystal()
-        with torch.no_grad():
-            self.valid = bool(is_valid_lattice(crystal.lattice)[0])
-            self.pattern = simulate_pattern(crystal, self.settings)[0]
-            sims = all_similarities(
-                self.pattern[None], self.target, half_width=self.cc_half_width, step=self.settings.two_theta_step
-            )
-        self.similarities = {name: float(value[0]) for name, value in sims.items()}
-        self.matched = bool(structures_match(crystal.to_structures(), self._reference)[0]) if self.valid else False
-
     def update(self, slice_changed: bool = False) -> None:
-        """Recompute the numbers of the current point and redraw pattern, readout and slice.
-
-        Parameters
-        ----------
-        slice_changed
-            also (re)compute the landscape slice if it is not cached yet.
-        """
+        """Recompute the current point's numbers (and the slice if ``slice_changed``); redraw."""
         t0 = time.perf_counter()
-        self.compute()
+        self.state.compute()
         t1 = time.perf_counter()
         if slice_changed and self.slice_pair[0] != self.slice_pair[1]:
             self.landscape_slice()
@@ -737,211 +491,114 @@ class Explorer:
         t3 = time.perf_counter()
         self.timings = {"compute": t1 - t0, "slice": t2 - t1, "render": t3 - t2, "total": t3 - t0}
 
-    def landscape_slice(self, pair=None, metric: str | None = None):
-        """The landscape slice through the ground truth, computed once and cached.
+    # ------------------------------------------------------------------ observers
 
-        Parameters
-        ----------
-        pair
-            two lattice parameter names; default :attr:`slice_pair`.
-        metric
-            a similarity name; default the slice metric of the widgets.
+    def on_structure_change(self, change) -> None:
+        """Observer of the structure list."""
+        if not self._quiet_depth:
+            self.set_structure(change["new"])
 
-        Returns
-        -------
-        xrdnb.landscape.Slice
-            ``values`` ``(n, n)`` of the similarity on a ``slice_grid`` × ``slice_grid`` grid,
-            ±``length_span`` / ±``angle_span`` around the ground truth; the other four lattice
-            parameters and the coordinates at the ground truth.
-        """
-        pair = tuple(pair or self.slice_pair)
-        metric = metric or self.slice_metric_dropdown.value
-        key = (self.structure_key, pair, metric, self.slice_grid, str(self.dtype))
-        if key not in self._slices:
-            value_fn = xrd_similarity_fn(self.truth, metric, self.settings, cc_half_width=self.cc_half_width)
-            self._slices[key] = lattice_slice(
-                self.truth,
-                pair,
-                value_fn,
-                n=self.slice_grid,
-                length_span=self.length_span,
-                angle_span=self.angle_span,
-            )
-        return self._slices[key]
+    def on_upload(self, change) -> None:
+        """Observer of the upload button (see :meth:`load_cif`)."""
+        for item in change["new"] or ():
+            self.load_cif(bytes(item["content"]), item.get("name", "uploaded.cif"))
 
-    @property
-    def slice_marker(self) -> tuple[float, float]:
-        """Position ``(x, y)`` of the current-point marker on the slice (Å or degrees).
+    def on_lattice_change(self, change=None) -> None:
+        """Observer of the six sliders: the current lattice follows them."""
+        if not self._quiet_depth:
+            self.state.set_lattice([float(self.sliders[n].value) for n in LATTICE_NAMES])
+            if self.error is not None:
+                self._say()
+            self.update()
 
-        It is the current value of each of the slice's two parameters.
-        """
-        i, j = (LATTICE_NAMES.index(n) for n in self.slice_pair)
-        return float(self.lattice[i]), float(self.lattice[j])
-
-    def _off_plane(self) -> float:
-        sl = self.landscape_slice()
-        _, off = project_onto_slice(
-            self.lattice[None],
-            sl.center.to(torch.float64),
-            sl.names,
-            length_span=self.length_span,
-            angle_span=self.angle_span,
+    def on_noise_type_change(self, change) -> None:
+        """Observer of the noise type: offer its levels and follow it with the GD mode."""
+        levels, old = self._levels(change["new"]), self.noise_level_dropdown.value
+        self.noise_level_dropdown.options = levels
+        self.noise_level_dropdown.value = (
+            levels[int(np.argmin([abs(np.log(x / old)) for x in levels]))] if old else levels[0]
         )
-        return float(off[0])
+        self.mode_dropdown.value = change["new"]
 
-    def _coords_moved(self) -> float:
-        """Largest fractional-coordinate change from the ground truth (nearest periodic image)."""
-        delta = self.frac_coords - self.truth.frac_coords[0].to(torch.float64)
-        return float((delta - delta.round()).abs().max()) if delta.numel() else 0.0
+    def on_mode_change(self, change) -> None:
+        """Observer of the GD mode: default learning rate; constraints only for lattice runs."""
+        self.lr_text.value = DEFAULT_LR[change["new"]]
+        self.constrained_checkbox.disabled = change["new"] != "lattice"
 
-    # ------------------------------------------------------------------ drawing
+    def on_slice_change(self, change=None) -> None:
+        """Observer of the slice dropdowns."""
+        if not self._quiet_depth:
+            self.update(slice_changed=True)
 
-    def _plot_pattern(self, ax, legend_text: bool = False):
-        ax.plot(
-            self.two_theta, self.target.detach().cpu().double().numpy(), color="black", lw=0.8, label="ground truth"
-        )
-        (current,) = ax.plot(
-            self.two_theta,
-            self.pattern.detach().cpu().double().numpy(),
-            color="tab:red",
-            lw=0.8,
-            alpha=0.8,
-            label="current",
-        )
-        ax.set_xlim(*self.range_slider.value)
-        ax.set_ylim(-0.03, 1.1)
-        ax.set_xlabel("2θ (°)")
-        ax.set_ylabel("intensity (normalised, max = 1)")
-        ax.set_title(self._pattern_title(), fontsize=9)
-        ax.legend(loc="upper left", fontsize=8)
-        ax.grid(alpha=0.3)
-        if legend_text:
-            lines = [f"{SIMILARITY_LABELS[k]:<18s}{v:+.4f}" for k, v in self.similarities.items()]
-            lines.append(f"{'StructureMatcher':<18s}{'match' if self.matched else 'no match'}")
-            ax.text(
-                0.99,
-                0.97,
-                "\n".join(lines),
-                transform=ax.transAxes,
-                ha="right",
-                va="top",
-                multialignment="left",
-                family="monospace",
-                fontsize=7.5,
-                bbox=dict(boxstyle="round", facecolor="white", alpha=0.85, edgecolor="0.7"),
-            )
-        return {"ax": ax, "current": current}
+    def on_range_change(self, change=None) -> None:
+        """Observer of the 2θ window: redraw the pattern only."""
+        if not self._quiet_depth and self._live:
+            self._render_pattern()
+
+    # ------------------------------------------------------------------ drawing (xrdnb.plotting)
 
     def _pattern_title(self) -> str:
-        return f"{self.structure.composition.reduced_formula}: {self.last_action}"
+        return f"{self.state.structure.composition.reduced_formula}: {self.state.last_action}"
 
-    def _plot_slice(self, fig, ax):
+    def _plot_pattern(self, ax, box: bool = False) -> dict:
+        st = self.state
+        artists = plotting.plot_pattern(
+            ax, st.two_theta, st.pattern, st.target, window=self.range_slider.value, title=self._pattern_title()
+        )
+        if box:
+            plotting.similarity_box(ax, st.similarities, st.matched)
+        return artists
+
+    def _slice_title(self) -> str:
+        note = f"current point {self.state.off_plane(self.slice_pair):.2f} Δ off the plane"
+        if self.state.coords_moved() > 1e-9:
+            note += ", coordinates moved"
+        n = self.state.slice_grid
+        return f"slice through the ground truth ({n}×{n})\n{note}"
+
+    def _plot_slice(self, ax) -> dict | None:
         if self.slice_pair[0] == self.slice_pair[1]:
             ax.text(0.5, 0.5, "choose two different parameters", ha="center", va="center", transform=ax.transAxes)
             return None
-        sl = self.landscape_slice()
-        x, y = sl.x.double().numpy(), sl.y.double().numpy()
-        dx, dy = (x[1] - x[0]) / 2, (y[1] - y[0]) / 2
-        image = ax.imshow(
-            sl.values.double().numpy().T,
-            origin="lower",
-            aspect="auto",
-            cmap="viridis",
-            extent=(x[0] - dx, x[-1] + dx, y[0] - dy, y[-1] + dy),
-        )
-        metric = self.slice_metric_dropdown.value
-        fig.colorbar(image, ax=ax, label=f"{SIMILARITY_LABELS[metric]} similarity to the ground truth")
-        i, j = (LATTICE_NAMES.index(n) for n in sl.names)
-        ax.plot(
-            float(sl.center[i]),
-            float(sl.center[j]),
-            marker="*",
-            ms=12,
-            color="white",
-            mec="black",
-            ls="none",
-            label="ground truth",
-        )
-        if self.gd_path:
-            path = torch.stack(self.gd_path).numpy()
-            if self.gd_start is not None:
-                start = self.gd_start.numpy()
-                ax.plot(
-                    start[i],
-                    start[j],
-                    marker="o",
-                    ms=7,
-                    mfc="none",
-                    mec="white",
-                    mew=1.5,
-                    ls="none",
-                    label="last GD start",
-                )
-                path = np.concatenate([start[None], path])
-            ax.plot(path[:, i], path[:, j], color="white", lw=1.2, label="last GD path")
-        mx, my = self.slice_marker
-        (marker,) = ax.plot(mx, my, marker="o", ms=8, color="tab:red", mec="white", ls="none", label="current")
-        ax.set_xlim(x[0] - dx, x[-1] + dx)
-        ax.set_ylim(y[0] - dy, y[-1] + dy)
-        ax.set_xlabel(LATTICE_LABELS[sl.names[0]])
-        ax.set_ylabel(LATTICE_LABELS[sl.names[1]])
+        st, sl = self.state, self.landscape_slice()
+        mesh = plotting.draw_slice(ax, sl, truth_colour="white")
+        label = SIMILARITY_LABELS[self.slice_metric_dropdown.value]
+        ax.figure.colorbar(mesh, ax=ax, label=f"{label} similarity to the ground truth")
+        if st.gd_path:
+            plotting.draw_slice_path(ax, sl, torch.stack(st.gd_path), start=st.gd_start)
+        marker = plotting.draw_slice_marker(ax, sl, st.lattice)
         ax.set_title(self._slice_title(), fontsize=8)
         ax.legend(loc="lower right", fontsize=7, framealpha=0.7)
         return {"ax": ax, "marker": marker}
 
-    def _slice_title(self) -> str:
-        sl = self.landscape_slice()
-        note = f"current point {self._off_plane():.2f} Δ off the plane"
-        if self._coords_moved() > 1e-9:
-            note += ", coordinates moved"
-        return f"slice through the ground truth ({len(sl.x)}×{len(sl.y)})\n{note}"
-
     def _plot_loss(self, ax) -> None:
-        if not self.loss_history:
-            ax.text(0.5, 0.5, "no gradient descent yet", ha="center", va="center", transform=ax.transAxes, color="0.4")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            return
-        ax.plot(np.arange(1, len(self.loss_history) + 1), self.loss_history, color="tab:blue", lw=1.2)
-        ax.set_xlabel("GD step")
-        ax.set_ylabel(f"loss ({LOSS_LABELS[self.gd_loss_name]})" if self.gd_loss_name else "loss")
-        stop = f"stopped: {self.gd_stop_reason}" if self.gd_stop_reason else "running"
-        what, _, lr = self.gd_description.rpartition(", ")
-        ax.set_title(f"last run: {what}\n{lr}, {len(self.loss_history)} steps, {stop}", fontsize=8)
-        ax.grid(alpha=0.3)
-
-    @staticmethod
-    def _first_png(fig, plot) -> tuple:
-        """Draw a live figure from scratch: lay it out once, then freeze the layout for fast updates."""
-        fig.clear()
-        fig.set_layout_engine("constrained")
-        artists = plot(fig)
-        png = _png(fig)
-        fig.set_layout_engine("none")
-        return artists, png
+        st = self.state
+        plotting.plot_loss_curve(ax, np.arange(1, len(st.loss_history) + 1), st.loss_history, loss_name=st.gd_loss_name)
+        if st.loss_history:
+            stop = f"stopped: {st.gd_stop_reason}" if st.gd_stop_reason else "running"
+            what, _, lr = st.gd_description.rpartition(", ")
+            ax.set_title(f"last run: {what}\n{lr}, {len(st.loss_history)} steps, {stop}", fontsize=8)
 
     def _render_pattern(self) -> None:
         """Redraw the live pattern: from scratch for a new ground truth, else move the current line."""
-        if self._pattern_artists is None or self._pattern_key != self.structure_key:
-            self._pattern_artists, png = self._first_png(
+        if self._pattern_artists is None or self._pattern_key != self.state.structure_key:
+            self._pattern_artists, png = _first_png(
                 self._pattern_fig, lambda fig: self._plot_pattern(fig.add_subplot())
             )
-            self._pattern_key = self.structure_key
+            self._pattern_key = self.state.structure_key
         else:
-            ax = self._pattern_artists["ax"]
-            self._pattern_artists["current"].set_ydata(self.pattern.detach().cpu().double().numpy())
-            ax.set_xlim(*self.range_slider.value)
-            ax.set_title(self._pattern_title(), fontsize=9)
+            line = self._pattern_artists["pattern"]
+            line.set_ydata(self.state.pattern.detach().cpu().double().numpy())
+            line.axes.set_xlim(*self.range_slider.value)
+            line.axes.set_title(self._pattern_title(), fontsize=9)
             png = _png(self._pattern_fig)
         self.pattern_image.value = png
 
     def _render_slice(self) -> None:
         """Redraw the live slice: from scratch for a new slice or GD path, else move the marker."""
-        key = (self.structure_key, self.slice_pair, self.slice_metric_dropdown.value, self._path_version)
+        key = (self.state.structure_key, self.slice_pair, self.slice_metric_dropdown.value, self.state.path_version)
         if self._slice_artists is None or self._slice_key != key:
-            self._slice_artists, png = self._first_png(
-                self._slice_fig, lambda fig: self._plot_slice(fig, fig.add_subplot())
-            )
+            self._slice_artists, png = _first_png(self._slice_fig, lambda fig: self._plot_slice(fig.add_subplot()))
             self._slice_key = key
         else:
             self._slice_artists["marker"].set_data([self.slice_marker[0]], [self.slice_marker[1]])
@@ -955,17 +612,15 @@ class Explorer:
         self.loss_image.value = _png(self._loss_fig)
 
     def _render_readout(self) -> None:
+        st = self.state
         rows = "".join(
             f"<tr><td>{html.escape(SIMILARITY_LABELS[k])}</td><td style='text-align:right'>{v:+.5f}</td></tr>"
-            for k, v in self.similarities.items()
+            for k, v in st.similarities.items()
         )
-        match = (
-            "<span style='color:#1b7f3b'>match ✓</span>"
-            if self.matched
-            else "<span style='color:#b00020'>no match ✗</span>"
-        )
-        valid = "" if self.valid else " <span style='color:#b00020'>(no real cell)</span>"
-        lattice = ", ".join(f"{v:.3f}" for v in self.lattice.tolist())
+        ok = "<span style='color:#1b7f3b'>match ✓</span>"
+        match = ok if st.matched else "<span style='color:#b00020'>no match ✗</span>"
+        valid = "" if st.valid else " <span style='color:#b00020'>(no real cell)</span>"
+        lattice = ", ".join(f"{v:.3f}" for v in st.lattice.tolist())
         self.readout.value = (
             f"<table><tr><th>similarity to the ground truth</th><th></th></tr>{rows}"
             f"<tr><td>StructureMatcher</td><td>{match}{valid}</td></tr></table>"
@@ -973,39 +628,25 @@ class Explorer:
         )
 
     def snapshot(self, figsize=(14.0, 4.0), dpi: int = 100) -> Figure:
-        """A static figure of the current state for the book.
+        """A static figure of the current state for the book: pattern (with the similarities), slice, loss curve.
 
-        Three panels: the current pattern over the ground-truth pattern (2θ in degrees,
-        intensity normalised to a maximum of 1) with the four similarities and the match
-        verdict; the landscape slice with its colour bar, the ground truth, the last
-        gradient-descent path and the current point; the loss curve of the last run.
-
-        Parameters
-        ----------
-        figsize
-            (width, height) in inches.
-        dpi
-            resolution.
-
-        Returns
-        -------
-        matplotlib.figure.Figure
-            a new figure (not registered with pyplot; display it with ``IPython.display.display``).
+        Returns a new matplotlib ``Figure`` (not registered with pyplot; show it with
+        ``IPython.display.display``).
         """
         fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
         FigureCanvasAgg(fig)
         grid = fig.add_gridspec(1, 3, width_ratios=[2.3, 1.25, 1.0])
-        self._plot_pattern(fig.add_subplot(grid[0]), legend_text=True)
-        self._plot_slice(fig, fig.add_subplot(grid[1]))
+        self._plot_pattern(fig.add_subplot(grid[0]), box=True)
+        self._plot_slice(fig.add_subplot(grid[1]))
         self._plot_loss(fig.add_subplot(grid[2]))
-        fig.suptitle(f"Explorer snapshot: {self.structure_key} ({self.family} family)", fontsize=10)
+        fig.suptitle(f"Explorer snapshot: {self.state.structure_key} ({self.state.family} family)", fontsize=10)
         return fig
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = self.widget._repr_mimebundle_(**kwargs)
         if bundle is not None:
             bundle["text/plain"] = (
-                f"xrdnb interactive explorer ({self.structure_key}); the widgets are live only in a running "
+                f"xrdnb interactive explorer ({self.state.structure_key}); the widgets are live only in a running "
                 "Jupyter kernel (JupyterLab)"
             )
         return bundle
