@@ -146,3 +146,50 @@ def test_plot_pattern_derivative():
     assert len(out["derivative"]) == 2 and len(out["zoom"]) == 3
     assert out["zoom"][0].get_xdata().min() > 28.5 and axes[1].get_ylabel() == "∂x/∂a (Å⁻¹)"
     plt.close(fig)
+
+
+def test_plot_lattice_changes(ax):
+    rng = np.random.default_rng(0)
+    changes = pd.DataFrame(rng.normal(size=(20, 6)), columns=["a", "b", "c", "α", "β", "γ"]).assign(
+        σ=[0.01] * 10 + [0.1] * 10
+    )
+    out = plotting.plot_lattice_changes(ax, changes, [0.01, 0.1])
+    assert len(out) == 6 and all(len(bp["boxes"]) == 2 for bp in out)
+    assert ax.get_yscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["0.01", "0.1"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c", "α", "β", "γ"]
+
+
+def test_plot_displacements(ax):
+    displacements = pd.DataFrame({"σ": [0.01] * 3 + [0.1] * 3, "|Δr| (Å)": [0.01, 0.02, 0.03, 0.1, 0.2, 0.3]})
+    means = plotting.plot_displacements(ax, displacements, [0.01, 0.1])
+    assert means == pytest.approx([0.02, 0.2]) and len(ax.get_legend().get_texts()) == 2
+    assert ax.get_xlabel() == "coordinate noise σ (Å)"
+
+
+@pytest.mark.parametrize(
+    ("metric", "noise", "scale", "ylabel"),
+    [
+        ("cosine", "lattice", "linear", "cosine similarity"),
+        ("cosine", "coordinates", "log", "1 − cosine similarity"),
+        ("mse", "lattice", "log", "MSE (patterns with max = 1)"),
+    ],
+)
+def test_plot_similarity_boxes(ax, metric, noise, scale, ylabel):
+    values = [np.array([0.9, 0.8, 0.7]), np.array([0.5, 0.4, 0.3])]
+    if metric == "mse":
+        values = [-v for v in values]
+    bp = plotting.plot_similarity_boxes(ax, values, [0.01, 0.1], metric=metric, noise_type=noise)
+    assert len(bp["boxes"]) == 2 and ax.get_yscale() == scale and ax.get_ylabel() == ylabel
+
+
+def test_plot_noise_overlay():
+    fig, (a, b) = plt.subplots(1, 2)
+    patterns = {"σ = 0.1": _peak(31), "σ = 0.2": _peak(32)}
+    out = plotting.plot_noise_overlay(a, b, GRID, _peak(30), patterns, zoom_centre=30.0)
+    assert len(out["stacked"]) == 3 and len(out["side"]) == 3
+    assert out["side"][0].get_color() == "k" and out["side"][1].get_xdata().min() > 27
+    a.clear(), b.clear()
+    out = plotting.plot_noise_overlay(a, b, GRID, _peak(30), patterns)
+    assert len(out["side"]) == 2 and b.get_title() == "difference to the ground-truth pattern"
+    assert np.allclose(out["side"][0].get_ydata(), _peak(31) - _peak(30))
+    plt.close(fig)
