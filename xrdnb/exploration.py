@@ -44,7 +44,7 @@ from .optimize import GDConfig, GDState, run_gradient_descent
 from .pattern import DEFAULT_SETTINGS, XRDSettings, simulate_pattern
 from .structures import StructureError, crystal_family, load_structure
 from .symmetry import project_lattice
-from .vocabulary import LATTICE_NAMES, LOSS_LABELS, LOSS_NAMES, NOISE_TYPES
+from .vocabulary import LATTICE_LABELS, LATTICE_NAMES, LOSS_LABELS, LOSS_NAMES, NOISE_TYPES, SIMILARITY_LABELS
 
 __all__ = ["ExplorerState", "DEFAULT_LR"]
 
@@ -239,6 +239,18 @@ class ExplorerState:
             )
         self.similarities = {name: float(value[0]) for name, value in sims.items()}
         self.matched = bool(structures_match(crystal.to_structures(), self._reference)[0]) if self.valid else False
+
+    def numbers(self) -> dict:
+        """The current point as one table row: lattice parameters, similarities and the match verdict.
+
+        Keys are :data:`xrdnb.vocabulary.LATTICE_LABELS` (Å, degrees), then
+        :data:`xrdnb.vocabulary.SIMILARITY_LABELS`, then ``"StructureMatcher"``
+        (``"match"`` or ``"no match"``).
+        """
+        row: dict = {LATTICE_LABELS[n]: float(v) for n, v in zip(LATTICE_NAMES, self.lattice, strict=True)}
+        row.update({SIMILARITY_LABELS[k]: v for k, v in self.similarities.items()})
+        row["StructureMatcher"] = "match" if self.matched else "no match"
+        return row
 
     # ------------------------------------------------------------------ gradient descent
 
