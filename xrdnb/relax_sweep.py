@@ -60,6 +60,7 @@ __all__ = [
     "run_relax_sweep",
     "load_relax_results",
     "load_truths",
+    "relaxed_truths",
     "is_finished",
     "cell_path",
     "FAILURE_KINDS",
@@ -69,6 +70,9 @@ __all__ = [
     "truth_table",
     "match_rate_table",
     "constrained_table",
+    "energy_landscapes",
+    "roughness_contrast",
+    "summary_lines",
 ]
 
 SYMPREC = 0.01
@@ -566,7 +570,7 @@ def _run_claimed(function, tasks, results, *, workers, scheduler, start_method, 
 
 
 def run_relax_sweep(
-    cells: RelaxSpec | Sequence[RelaxCell],
+    cells: RelaxSpec | Sequence[RelaxCell | TruthCell],
     results: str | os.PathLike,
     *,
     workers: int | str = 0,
@@ -580,7 +584,8 @@ def run_relax_sweep(
     Parameters
     ----------
     cells
-        a :class:`RelaxSpec` or a list of :class:`RelaxCell`.
+        a :class:`RelaxSpec` or a list of :class:`RelaxCell` (and :class:`TruthCell`, to relax
+        ground truths on their own).
     results
         results folder; finished cells are read back from ``<results>/relax``.
     workers
@@ -620,7 +625,8 @@ def run_relax_sweep(
         except ValueError as exc:  # StructureError names the file and the problem
             bad[name] = str(exc).splitlines()[0]
     good = [c for c in cell_list if c.structure not in bad]
-    truths = list(dict.fromkeys(c.truth_cell() for c in good))
+    truths = list(dict.fromkeys(c if isinstance(c, TruthCell) else c.truth_cell() for c in good))
+    good = [c for c in good if isinstance(c, RelaxCell)]
     store.check_writable(results / "relax" / "truth")
     pending_truths = [t for t in truths if not is_finished(results, t)]
     pending = [c for c in good if not is_finished(results, c)]
@@ -648,7 +654,20 @@ def run_relax_sweep(
         bar.close()
     if bad or errors:
         raise RelaxSweepError(bad, errors)
-    return load_relax_results(results, cell_list)
+    return load_relax_results(results, [c for c in cell_list if isinstance(c, RelaxCell)])
+
+
+def relaxed_truths(
+    structures: Iterable[str], results: str | os.PathLike, spec: RelaxSpec | None = None, **run
+) -> pd.DataFrame:
+    """The ground truths of ``structures`` relaxed with the settings of ``spec``, run when missing (load_truths rows).
+
+    ``run`` goes to :func:`run_relax_sweep` (``workers``, ``device``, ``progress``).
+    """
+    spec = spec or PROFILES["book"]
+    cells = [TruthCell(name, spec.fmax, spec.max_steps) for name in dict.fromkeys(structures)]
+    run_relax_sweep(cells, results, **{"progress": False, **run})
+    return load_truths(results, cells)
 
 
 # ----------------------------------------------------------------------------- diagnosis and tables
@@ -735,6 +754,9 @@ def diagnose(rows: pd.DataFrame, *, energy_tol: float = 1e-3, length_tol: float 
 def diagnosis_table(rows: pd.DataFrame, by: Sequence[str] = ("structure", "noise_level"), **tolerances) -> pd.DataFrame:
     """Per group of ``by``: copies, match and recovered fractions, median lattice error (%), median steps, diagnosis.
 
+    ``match`` is the ``StructureMatcher`` verdict against the DFT ground truth; ``recovered`` and the
+    median length error are against CHGNet's relaxed ground truth.
+
     ``tolerances`` go to :func:`diagnose` (and the recovered rule).
     """
     from .selection import recovered
@@ -750,7 +772,7 @@ def diagnosis_table(rows: pd.DataFrame, by: Sequence[str] = ("structure", "noise
             dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True))
             | {
                 "copies": len(group),
-                "match": group["relaxed_match"].mean(),
+                "match": group["match"].mean(),
                 "recovered": group["recovered"].mean(),
                 "median length error (%)": 100 * group["relaxed_max_length_error_rel"].median(),
                 "median steps": group["steps"].median(),
@@ -810,7 +832,8 @@ def match_rate_table(relax_rows: pd.DataFrame, gd_rows: pd.DataFrame | None = No
         table = table.join(gd, how="left")
         table = table[["copies", "start (distorted)", *gd.columns, "CHGNet: match", "CHGNet: recovered"]]
     rates = [c for c in table.columns if c != "copies"]
-    return table.assign(**{c: 100 * table[c].astype(float) for c in rates})
+    order = sorted(table.index, key=lambda k: (NOISE_TYPES.index(k[0]), k[1]))
+    return table.assign(**{c: 100 * table[c].astype(float) for c in rates}).loc[order]
 
 
 def constrained_table(
@@ -856,3 +879,102 @@ def constrained_table(
             }
         )
     return pd.DataFrame(out)
+
+
+# ----------------------------------------------------------------------- SI Fig. S5: energy and XRD landscapes
+
+
+def energy_landscapes(
+    cases: Sequence[Sequence[str]],
+    *,
+    n: int = 15,
+    device: str = "cpu",
+    batch_size: int = 64,
+    length_span: float = 0.2,
+    angle_span: float = 20.0,
+) -> dict[tuple[str, str, str], tuple]:
+    """CHGNet energy and cosine-similarity slices of the same grids, per case ``(structure, p1, p2)``.
+
+    Returns
+    -------
+    dict
+        ``{(structure, p1, p2): (energy_slice, cosine_slice)}`` of :class:`xrdnb.landscape.Slice`
+        (energy in eV/atom, :func:`xrdnb.relax.energy_fn`; cosine similarity,
+        :func:`xrdnb.landscape.xrd_similarity_fn`), ``n × n`` around the DFT ground truth.
+    """
+    from . import landscape as ls
+    from .crystal import crystal_from_structure
+    from .relax import energy_fn
+    from .structures import load_structure
+
+    span = dict(n=n, length_span=length_span, angle_span=angle_span)
+    energy = energy_fn(device=device, batch_size=batch_size)
+    out = {}
+    for name, p1, p2 in cases:
+        truth = crystal_from_structure(load_structure(name))
+        out[(name, p1, p2)] = (
+            ls.lattice_slice(truth, (p1, p2), energy, chunk_size=batch_size, **span),
+            ls.lattice_slice(truth, (p1, p2), ls.xrd_similarity_fn(truth, "cosine"), chunk_size=16, **span),
+        )
+    return out
+
+
+def roughness_contrast(landscapes: dict, truths: pd.DataFrame) -> pd.DataFrame:
+    """Roughness (:func:`xrdnb.landscape.roughness`) of each energy slice beside its cosine slice.
+
+    The energy basin is that of the grid point nearest CHGNet's relaxed lattice (``relaxed_<p>``
+    of :func:`load_truths` rows); the cosine basin that of the ground truth. Columns:
+    ``structure``, ``slice``, ``energy: minima``, ``energy: basin fraction``, ``cosine: minima``,
+    ``cosine: basin fraction`` and ``energy minimum − relaxed lattice (grid steps)``.
+    """
+    import torch
+
+    from . import landscape as ls
+    from .vocabulary import LATTICE_SYMBOLS
+
+    relaxed = truths.set_index("structure")
+    out = []
+    for (name, p1, p2), (energy, cosine) in landscapes.items():
+        ri, rj = (
+            ls.grid_index(axis, float(relaxed.loc[name, f"relaxed_{p}"]))
+            for axis, p in ((energy.x, p1), (energy.y, p2))
+        )
+        e = ls.roughness(energy.values, (ri, rj))
+        x = ls.roughness(-cosine.values, cosine.center_index)
+        mi, mj = divmod(int(torch.nan_to_num(energy.values, nan=float("inf")).argmin()), energy.values.shape[1])
+        out.append(
+            {
+                "structure": name,
+                "slice": f"{LATTICE_SYMBOLS[energy.names[0]]}–{LATTICE_SYMBOLS[energy.names[1]]}",
+                "energy: minima": e.n_minima,
+                "energy: basin fraction": e.basin_fraction,
+                "cosine: minima": x.n_minima,
+                "cosine: basin fraction": x.basin_fraction,
+                "energy minimum − relaxed lattice (grid steps)": max(abs(mi - ri), abs(mj - rj)),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def summary_lines(relax_rows: pd.DataFrame, gd_rows: pd.DataFrame | None = None) -> list[str]:
+    """One line per noise type, level and free/constrained: CHGNet match and recovered (%) beside XRD GD's match."""
+    from .selection import recovered
+
+    rows = relax_rows.assign(recovered=recovered(relax_rows, reference="relaxed_truth"))
+    lines = []
+    groups = sorted(
+        rows.groupby(["noise_type", "noise_level", "constrained"]),
+        key=lambda g: (NOISE_TYPES.index(g[0][0]), *g[0][1:]),
+    )
+    for (noise_type, level, constrained), part in groups:
+        unit = " Å" if noise_type == "coordinates" else ""
+        what = " under the symmetry constraint" if constrained else ""
+        line = (
+            f"{noise_type} σ = {level:g}{unit}, CHGNet{what}: match {100 * part.match.mean():.0f} %, "
+            f"recovered (vs its relaxed truth) {100 * part.recovered.mean():.0f} %"
+        )
+        if gd_rows is not None and not gd_rows.empty and not constrained:
+            gd = gd_rows[(gd_rows.noise_type == noise_type) & np.isclose(gd_rows.noise_level, level)]
+            line += "".join(f"; XRD GD {run} {100 * g.match.mean():.0f} %" for run, g in gd.groupby("run", sort=False))
+        lines.append(line)
+    return lines
