@@ -79,3 +79,19 @@ def test_lattice_derivative_agrees_with_finite_differences(srte):
     )
     errors = out["errors"].iloc[:, -1]
     assert out["errors"].columns[-1] == "max |Δ| / max |∂x/∂a|" and (errors[:2] < 1e-4).all()
+
+
+def test_metric_checks(srte):
+    structure, crystal = srte
+    m = comparisons.metric_checks(crystal.lattice[0], structure)
+    assert m["volume"] == pytest.approx(m["volume_pymatgen"]) == pytest.approx(m["volume_matrix"])
+    assert m["identity_error"] < 1e-12 and np.allclose(m["reciprocal"], m["reciprocal_pymatgen"])
+
+
+def test_setting_table(srte):
+    _, crystal = srte
+    study = {"eta": comparisons.setting_variants(crystal, DEFAULT_SETTINGS, "eta", [0.1, 0.5])}
+    study["wavelength"] = comparisons.setting_variants(crystal, DEFAULT_SETTINGS, "wavelength", [1.54184])
+    table = comparisons.setting_table(study, {"eta": "η"}, {"wavelength": {1.54184: "CuKa"}})
+    assert list(table.setting) == ["η", "η", "wavelength"] and list(table.value) == ["0.1", "0.5", "CuKa"]
+    assert table.iloc[0, 2] == pytest.approx(1.0)

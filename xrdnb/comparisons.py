@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from .crystal import Crystal, crystal_from_structure
+from .lattice import cell_volume, lattice_matrix, metric_tensor, reciprocal_metric_tensor
 from .pattern import DEFAULT_SETTINGS, XRDSettings, compute_reflections, reflections_for, simulate_pattern
 from .peaks import peak_table
 from .profiles import gaussian, lorentzian, pseudo_voigt
@@ -25,6 +26,7 @@ from .vocabulary import LATTICE_NAMES, LATTICE_SYMBOLS
 
 __all__ = [
     "site_table",
+    "metric_checks",
     "friedel_check",
     "tail_fractions",
     "pymatgen_peaks",
@@ -35,6 +37,7 @@ __all__ = [
     "renderer_table",
     "timing_table",
     "setting_variants",
+    "setting_table",
     "lattice_derivative",
 ]
 
@@ -370,3 +373,42 @@ def timing_table(
     table = pd.DataFrame({"renderer": list(seconds), f"seconds (best of {repeats})": list(seconds.values())})
     table["speed-up"] = seconds["dense"] / table.iloc[:, 1]
     return table
+
+
+def metric_checks(lattice: torch.Tensor, structure) -> dict:
+    """The cell volume three ways and the reciprocal lengths against pymatgen, for one lattice ``(6,)``.
+
+    Returns
+    -------
+    dict with ``volume`` (``sqrt(det G)``), ``volume_matrix`` (``|det|`` of the cell matrix) and
+    ``volume_pymatgen`` (Å³), ``identity_error`` (max ``|G·G* − I|``), ``reciprocal`` and
+    ``reciprocal_pymatgen`` (``|a*|, |b*|, |c*|`` in Å⁻¹, arrays ``(3,)``, no factor 2π).
+    """
+    g, g_star = metric_tensor(lattice), reciprocal_metric_tensor(lattice)
+    return {
+        "volume": float(cell_volume(lattice)),
+        "volume_matrix": abs(float(torch.linalg.det(lattice_matrix(lattice)))),
+        "volume_pymatgen": structure.volume,
+        "identity_error": float((g @ g_star - torch.eye(3, dtype=g.dtype)).abs().max()),
+        "reciprocal": torch.sqrt(torch.diagonal(g_star)).numpy(),
+        "reciprocal_pymatgen": np.array(structure.lattice.reciprocal_lattice_crystallographic.abc),
+    }
+
+
+def setting_table(study: dict, symbols: dict | None = None, value_labels: dict | None = None) -> pd.DataFrame:
+    """The cosine similarities of :func:`setting_variants` results (setting → result) as one table.
+
+    Columns ``setting`` (``symbols`` of the field names, e.g. ``{"eta": "η"}``), ``value`` (``f"{value:g}"``
+    unless ``value_labels[setting][value]`` names it, e.g. an X-ray line) and ``cosine similarity to SI pattern``.
+    """
+    symbols, value_labels = symbols or {}, value_labels or {}
+    rows = [
+        {
+            "setting": symbols.get(name, name),
+            "value": value_labels.get(name, {}).get(value, f"{value:g}"),
+            "cosine similarity to SI pattern": cosine,
+        }
+        for name, result in study.items()
+        for value, cosine in result["cosine"].items()
+    ]
+    return pd.DataFrame(rows)
