@@ -160,126 +160,89 @@ class Explorer:
         self._live = True
 
         # ---- widgets
-        w = widgets
-        wide = {"description_width": "initial"}
-        options = list(BENCHMARK_NAMES)
-        if structure not in options:
-            options.append(str(structure))
+        w, wide = widgets, {"description_width": "initial"}
+
+        def px(width: int):
+            return w.Layout(width=f"{width}px")
+
+        def heading(text: str):
+            return w.HTML(f"<b>{html.escape(text)}</b>")
+
+        options = list(BENCHMARK_NAMES) + ([] if structure in BENCHMARK_NAMES else [str(structure)])
         self.structure_dropdown = w.Dropdown(
             options=options, value=str(structure), description="ground truth", style=wide
         )
         self.upload = w.FileUpload(accept=".cif", multiple=False, description="upload CIF")
         self.reset_button = w.Button(description="back to ground truth", icon="undo")
-        self.status = w.HTML()
-        self.sliders = {}
-        for name in LATTICE_NAMES:
-            self.sliders[name] = w.FloatSlider(
+        self.status, self.readout = w.HTML(), w.HTML()
+        self.sliders = {
+            name: w.FloatSlider(
                 description=LATTICE_LABELS[name],
-                step=0.001 if name in ("a", "b", "c") else 0.01,
-                readout_format=".3f" if name in ("a", "b", "c") else ".2f",
+                step=0.001 if i < 3 else 0.01,
+                readout_format=".3f" if i < 3 else ".2f",
                 continuous_update=continuous_update,
-                layout=w.Layout(width="340px"),
+                layout=px(340),
             )
+            for i, name in enumerate(LATTICE_NAMES)
+        }
         self.noise_type_dropdown = w.Dropdown(options=list(NOISE_TYPES), value=noise_type, description="noise")
-        self.noise_level_dropdown = w.Dropdown(
-            options=self._levels(noise_type, noise_level), value=float(noise_level), description="σ"
-        )
-        self.seed_text = w.IntText(value=int(seed), description="seed", layout=w.Layout(width="160px"))
+        levels = self._levels(noise_type, noise_level)
+        self.noise_level_dropdown = w.Dropdown(options=levels, value=float(noise_level), description="σ")
+        self.seed_text = w.IntText(value=int(seed), description="seed", layout=px(160))
         self.draw_button = w.Button(description="draw distorted copy", icon="random")
-        self.mode_dropdown = w.Dropdown(options=["lattice", "coordinates"], value=gd_mode, description="GD on")
+        self.mode_dropdown = w.Dropdown(options=list(NOISE_TYPES), value=gd_mode, description="GD on")
         self.loss_dropdown = w.Dropdown(options=list(LOSS_NAMES), value=gd_loss, description="loss")
-        self.constrained_checkbox = w.Checkbox(
-            value=bool(gd_constrained), description="symmetry constraints (𝒫)", style=wide
-        )
-        self.steps_text = w.BoundedIntText(
-            value=int(gd_steps), min=1, max=100_000, description="steps", layout=w.Layout(width="180px")
-        )
-        self.lr_text = w.BoundedFloatText(
-            value=float(gd_lr if gd_lr is not None else DEFAULT_LR[gd_mode]),
-            min=1e-9,
-            max=10.0,
-            step=1e-3,
-            description="lr",
-            layout=w.Layout(width="180px"),
-        )
+        self.constrained_checkbox = w.Checkbox(value=bool(gd_constrained), description="symmetry constraints (𝒫)")
+        self.constrained_checkbox.style = wide
+        self.steps_text = w.BoundedIntText(value=int(gd_steps), min=1, max=100_000, description="steps", layout=px(180))
+        lr = float(gd_lr if gd_lr is not None else DEFAULT_LR[gd_mode])
+        self.lr_text = w.BoundedFloatText(value=lr, min=1e-9, max=10.0, step=1e-3, description="lr", layout=px(180))
         self.gd_button = w.Button(description="run GD", icon="play", button_style="primary")
         self.progress = w.IntProgress(value=0, min=0, max=int(gd_steps), description="GD steps", style=wide)
-        pair = [str(p) for p in slice_pair]
-        self.slice_x_dropdown = w.Dropdown(
-            options=list(LATTICE_NAMES), value=pair[0], description="slice x", layout=w.Layout(width="180px")
-        )
-        self.slice_y_dropdown = w.Dropdown(
-            options=list(LATTICE_NAMES), value=pair[1], description="slice y", layout=w.Layout(width="180px")
-        )
+        x, y = (str(p) for p in slice_pair)
+        self.slice_x_dropdown = w.Dropdown(options=list(LATTICE_NAMES), value=x, description="slice x", layout=px(180))
+        self.slice_y_dropdown = w.Dropdown(options=list(LATTICE_NAMES), value=y, description="slice y", layout=px(180))
         self.slice_metric_dropdown = w.Dropdown(
-            options=list(LOSS_NAMES), value=slice_metric, description="metric", layout=w.Layout(width="240px")
+            options=list(LOSS_NAMES), value=slice_metric, description="metric", layout=px(240)
         )
         lo, hi = settings.two_theta_min, settings.two_theta_max
         self.range_slider = w.FloatRangeSlider(
-            value=(lo, hi),
-            min=lo,
-            max=hi,
-            step=0.5,
-            description="2θ window (°)",
-            style=wide,
-            continuous_update=False,
-            layout=w.Layout(width="560px"),
+            value=(lo, hi), min=lo, max=hi, step=0.5, description="2θ window (°)", style=wide, layout=px(560)
         )
-        self.readout = w.HTML()
-        self.pattern_image = w.Image(format="png")
-        self.slice_image = w.Image(format="png")
-        self.loss_image = w.Image(format="png")
+        self.range_slider.continuous_update = False
+        self.pattern_image, self.slice_image, self.loss_image = (w.Image(format="png") for _ in range(3))
 
         # ---- persistent figures for the live images
         self._pattern_fig = Figure(figsize=(7.0, 3.3), dpi=self.dpi, layout="constrained")
         self._slice_fig = Figure(figsize=(4.4, 3.7), dpi=self.dpi, layout="constrained")
         self._loss_fig = Figure(figsize=(4.4, 2.6), dpi=self.dpi, layout="constrained")
 
-        def heading(text):
-            return w.HTML(f"<b>{html.escape(text)}</b>")
-
-        lattice_box = w.HBox(
-            [
-                w.VBox([self.sliders[n] for n in ("a", "b", "c")]),
-                w.VBox([self.sliders[n] for n in ("alpha", "beta", "gamma")]),
-            ]
-        )
+        sliders = [w.VBox([self.sliders[n] for n in names]) for names in (LATTICE_NAMES[:3], LATTICE_NAMES[3:])]
+        slice_box = [
+            self.slice_image,
+            w.HBox([self.slice_x_dropdown, self.slice_y_dropdown]),
+            self.slice_metric_dropdown,
+        ]
+        gd_box = [
+            w.HBox([self.mode_dropdown, self.loss_dropdown]),
+            w.HBox([self.constrained_checkbox]),
+            w.HBox([self.steps_text, self.lr_text]),
+            w.HBox([self.gd_button, self.progress]),
+        ]
+        distortion = [self.noise_type_dropdown, self.noise_level_dropdown, self.seed_text, self.draw_button]
         self.widget = w.VBox(
             [
                 w.HBox([self.structure_dropdown, self.upload, self.reset_button]),
                 self.status,
-                w.HBox(
-                    [
-                        w.VBox([self.pattern_image, self.range_slider, self.readout]),
-                        w.VBox(
-                            [
-                                self.slice_image,
-                                w.HBox([self.slice_x_dropdown, self.slice_y_dropdown]),
-                                self.slice_metric_dropdown,
-                            ]
-                        ),
-                    ]
-                ),
+                w.HBox([w.VBox([self.pattern_image, self.range_slider, self.readout]), w.VBox(slice_box)]),
                 heading(
                     "Lattice parameters (the fractional coordinates stay as the last distortion or GD run left them)"
                 ),
-                lattice_box,
+                w.HBox(sliders),
                 heading("Distortion (xrdnb.distortions.distort)"),
-                w.HBox([self.noise_type_dropdown, self.noise_level_dropdown, self.seed_text, self.draw_button]),
+                w.HBox(distortion),
                 heading("Gradient descent (xrdnb.optimize, Adam)"),
-                w.HBox(
-                    [
-                        w.VBox(
-                            [
-                                w.HBox([self.mode_dropdown, self.loss_dropdown]),
-                                w.HBox([self.constrained_checkbox]),
-                                w.HBox([self.steps_text, self.lr_text]),
-                                w.HBox([self.gd_button, self.progress]),
-                            ]
-                        ),
-                        self.loss_image,
-                    ]
-                ),
+                w.HBox([w.VBox(gd_box), self.loss_image]),
             ]
         )
 
@@ -383,7 +346,7 @@ class Explorer:
         self._say(
             f"{key}: {formula}, {len(st.structure)} sites, {st.family} family, {st.target.shape[-1]} pattern points"
         )
-        self.update(slice_changed=True)
+        self._redraw(time.perf_counter(), slice_changed=True)  # the state computed the new point
 
     def _keep_structure(self, what: str, exc: Exception) -> bool:
         with self._quiet():
@@ -417,20 +380,22 @@ class Explorer:
 
     def reset(self, button=None) -> None:
         """Move the current point back to the ground truth (lattice and coordinates)."""
+        start = time.perf_counter()
         self.state.reset()
         self._say(f"{self.state.structure_key}: back to the ground truth")
         self._show_lattice()
-        self.update()
+        self._redraw(start)
         if self._live:
             self._render_loss()
 
     def draw_distortion(self, button=None) -> None:
         """The "draw distorted copy" button: noise type, level and seed of the widgets."""
+        start = time.perf_counter()
         self.state.distort(self.noise_type_dropdown.value, self.noise_level_dropdown.value, self.seed_text.value)
         self.progress.value = 0
         self._show_lattice()
         self._say(f"{self.state.structure_key}: drew a copy with {self.state.last_action}")
-        self.update()
+        self._redraw(start)
         if self._live:
             self._render_loss()
 
@@ -472,14 +437,18 @@ class Explorer:
             f"{time.perf_counter() - start:.1f} s, stopped: {st.gd_stop_reason}"
         )
         self._show_lattice()
-        self.update()
+        self._redraw(time.perf_counter())
         if self._live:
             self._render_loss()
 
     def update(self, slice_changed: bool = False) -> None:
-        """Recompute the current point's numbers (and the slice if ``slice_changed``); redraw."""
-        t0 = time.perf_counter()
+        """Recompute the current point's numbers and redraw (the slice too if ``slice_changed`` and not cached)."""
+        start = time.perf_counter()
         self.state.compute()
+        self._redraw(start, slice_changed)
+
+    def _redraw(self, start: float, slice_changed: bool = False) -> None:
+        """Redraw pattern, readout and slice for a state computed since ``start`` (``time.perf_counter()``)."""
         t1 = time.perf_counter()
         if slice_changed and self.slice_pair[0] != self.slice_pair[1]:
             self.landscape_slice()
@@ -489,7 +458,7 @@ class Explorer:
             self._render_readout()
             self._render_slice()
         t3 = time.perf_counter()
-        self.timings = {"compute": t1 - t0, "slice": t2 - t1, "render": t3 - t2, "total": t3 - t0}
+        self.timings = {"compute": t1 - start, "slice": t2 - t1, "render": t3 - t2, "total": t3 - start}
 
     # ------------------------------------------------------------------ observers
 
@@ -506,10 +475,11 @@ class Explorer:
     def on_lattice_change(self, change=None) -> None:
         """Observer of the six sliders: the current lattice follows them."""
         if not self._quiet_depth:
-            self.state.set_lattice([float(self.sliders[n].value) for n in LATTICE_NAMES])
+            start = time.perf_counter()
+            self.state.set_lattice([float(self.sliders[n].value) for n in LATTICE_NAMES])  # computes
             if self.error is not None:
                 self._say()
-            self.update()
+            self._redraw(start)
 
     def on_noise_type_change(self, change) -> None:
         """Observer of the noise type: offer its levels and follow it with the GD mode."""
@@ -528,7 +498,7 @@ class Explorer:
     def on_slice_change(self, change=None) -> None:
         """Observer of the slice dropdowns."""
         if not self._quiet_depth:
-            self.update(slice_changed=True)
+            self._redraw(time.perf_counter(), slice_changed=True)
 
     def on_range_change(self, change=None) -> None:
         """Observer of the 2θ window: redraw the pattern only."""
