@@ -114,3 +114,13 @@ def test_lattice_deviation_is_basis_independent(u2ti, strained):
 def test_doctests():
     result = doctest.testmod(rx, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_relax_many_on_workers_matches_in_process(u2ti):
+    """relax_many's workers are those of xrdnb.workers.run_tasks; the results do not depend on them."""
+    truth = xrdnb.crystal_from_structure(u2ti)
+    starts = distort(truth, "lattice", 0.05, 2, seed=3).to_structures()
+    here = rx.relax_many(starts, max_steps=20)
+    there = rx.relax_many(starts, max_steps=20, workers=2)
+    assert [r.steps for r in here] == [r.steps for r in there]
+    assert all(np.allclose(a.energies, b.energies, rtol=0, atol=1e-9) for a, b in zip(here, there, strict=True))
