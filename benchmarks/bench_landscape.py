@@ -70,7 +70,8 @@ def main(argv=None) -> int:
     n_points = args.n * args.n
     diff = float((values["batched"] - values["one at a time"]).abs().nan_to_num().max())
     print(
-        f"{args.value} slice of {args.structure} over {args.pair[0]}–{args.pair[1]}, {args.n}×{args.n} = {n_points} grid points, "
+        f"{args.value} slice of {args.structure} over {args.pair[0]}–{args.pair[1]}, "
+        f"{args.n}×{args.n} = {n_points} grid points, "
         f"{args.dtype}, {args.device}, {torch.get_num_threads()} threads"
     )
     for label, seconds in timings.items():

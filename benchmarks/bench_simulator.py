@@ -92,7 +92,8 @@ def main(argv=None) -> int:
         results[case] = json.loads(out.strip().splitlines()[-1])
     dense, fast, pmg = results["dense"], results["fast"], results["pymatgen"]
     print(
-        f"NdAl2Cu4, batch {args.batch}, {args.dtype}, {fast['reflections']} reflections (Friedel-merged), best of repeats"
+        f"NdAl2Cu4, batch {args.batch}, {args.dtype}, {fast['reflections']} reflections (Friedel-merged), "
+        "best of repeats"
     )
     print(f"{'case':<34}{'seconds':>10}{'peak RSS (MB)':>16}")
     print(f"{'dense  forward+backward':<34}{dense['seconds']:>10.3f}{dense['peak_rss_mb']:>16.0f}")
@@ -100,7 +101,8 @@ def main(argv=None) -> int:
     print(f"{'pymatgen + numpy pV (forward)':<34}{pmg['seconds']:>10.3f}{pmg['peak_rss_mb']:>16.0f}")
     ratio = dense["seconds"] / fast["seconds"]
     print(
-        f"ratio dense / fast: {ratio:.1f}x (target >= 30x); fast peak RSS {fast['peak_rss_mb']:.0f} MB (target <= 2048 MB)"
+        f"ratio dense / fast: {ratio:.1f}x (target >= 30x); "
+        f"fast peak RSS {fast['peak_rss_mb']:.0f} MB (target <= 2048 MB)"
     )
     print(f"ratio pymatgen forward / fast forward+backward: {pmg['seconds'] / fast['seconds']:.1f}x")
     return 0

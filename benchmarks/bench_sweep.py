@@ -63,9 +63,10 @@ def _uptime() -> str:
 
 
 def reference_patterns_per_second(repeats: int) -> float:
-    """pymatgen + numpy pseudo-Voigt on the 16 NdAl2Cu4 copies of the sweep's first cell (best of ``repeats``)."""
-    import xrdnb
+    """Pymatgen + numpy pseudo-Voigt on the 16 NdAl2Cu4 copies of the sweep's first cell (best of ``repeats``)."""
     from _outside_reference import pymatgen_pattern_seconds
+
+    import xrdnb
     from xrdnb.distortions import distort
 
     truth = xrdnb.crystal_from_structure(xrdnb.load_structure("NdAl2Cu4"))
@@ -129,10 +130,12 @@ def paper_structure(name: str, device: str, steps: int) -> int:
     paper = PROFILES["paper"].cells()
     cells = [replace(c, max_steps=steps, tol=0.0, record_every=0) for c in paper if c.structure == name]
     print(
-        f"paper profile, {name}: {len(cells)} cells x 16 copies, {steps} steps each (early stopping off), batched on {device}"
+        f"paper profile, {name}: {len(cells)} cells x 16 copies, {steps} steps each (early stopping off), "
+        f"batched on {device}"
     )
     print(
-        f"torch {torch.__version__}, device {torch.cuda.get_device_name() if device.startswith('cuda') else 'cpu'}; load: {_uptime()}"
+        f"torch {torch.__version__}, "
+        f"device {torch.cuda.get_device_name() if device.startswith('cuda') else 'cpu'}; load: {_uptime()}"
     )
     run_cells_batched(cells[:2], device=device)  # warm-up, and one evaluation of end points
     groups = batch_groups(cells, max_copies=4096 if device.startswith("cuda") else 128)
@@ -157,7 +160,8 @@ def paper_structure(name: str, device: str, steps: int) -> int:
     stats = stopping_statistics()
     expected = sum(_expected_steps(c, stats)[0] * c.n_copies for c in paper)
     print(
-        f"  {len(groups)} batches, {copy_steps} copy-steps of gradient descent in {gd_seconds:.1f} s: {rate:,.0f} copy-steps/s"
+        f"  {len(groups)} batches, {copy_steps} copy-steps of gradient descent in {gd_seconds:.1f} s: "
+        f"{rate:,.0f} copy-steps/s"
     )
     print(f"  one cell end to end (set-up, {steps} steps, evaluation on the CPU): {per_cell:.2f} s")
     print(f"  paper profile: {len(paper)} cells, {expected:.3g} expected copy-steps (shipped stopping statistics)")
@@ -214,12 +218,13 @@ def main(argv=None) -> int:
                 check=False,
             )
     print(
-        f"ratios: {', '.join(f'{r:.1f}' for r in ratios)}  (issue 11: 4x the ratio of the code before it, f382284: use --baseline f382284)"
+        f"ratios: {', '.join(f'{r:.1f}' for r in ratios)}  "
+        "(issue 11: 4x the ratio of the code before it, f382284: use --baseline f382284)"
     )
     if base_ratios:
         print(
             f"baseline {args.baseline} ratios: {', '.join(f'{r:.1f}' for r in base_ratios)}; "
-            f"this checkout / baseline: {', '.join(f'{a / b:.2f}x' for a, b in zip(ratios, base_ratios))}"
+            f"this checkout / baseline: {', '.join(f'{a / b:.2f}x' for a, b in zip(ratios, base_ratios, strict=True))}"
         )
     return 0
 

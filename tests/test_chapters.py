@@ -20,11 +20,10 @@ The checks read JSON and YAML only: nothing is executed.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import re
 from pathlib import Path
-
-import importlib.util
 
 import nbformat
 import pytest

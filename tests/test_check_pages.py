@@ -29,7 +29,8 @@ if importlib.util.find_spec("selenium") is None:
     _missing.append("the selenium package")
 pytestmark = pytest.mark.skipif(
     bool(_missing),
-    reason=f"browser check needs {', '.join(_missing)} (apt-get install chromium chromium-driver; pip install selenium)",
+    reason=f"browser check needs {', '.join(_missing)} "
+    "(apt-get install chromium chromium-driver; pip install selenium)",
 )
 
 
@@ -45,7 +46,10 @@ def png(width: int = 4, height: int = 3) -> bytes:
 
 
 def html(title: str, body: str) -> str:
-    return f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><link rel='icon' href='data:,'><title>{title}</title></head>\n<body>{body}</body></html>\n"
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><link rel='icon' href='data:,'>"
+        f"<title>{title}</title></head>\n<body>{body}</body></html>\n"
+    )
 
 
 def notebook(*markdown: str) -> str:

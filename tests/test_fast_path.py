@@ -134,7 +134,7 @@ def test_near_field_matches_autograd_of_the_plain_expression():
     weights = torch.randn(rows, n_points, dtype=torch.float64)
     got = torch.autograd.grad((fast(*inputs) * weights).sum(), inputs)
     want = torch.autograd.grad((plain(*inputs) * weights).sum(), inputs)
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=True):
         assert (a - b).abs().max() <= 1e-12 * b.abs().max()
     tangents = tuple(torch.randn_like(x) for x in inputs)
     detached = tuple(x.detach() for x in inputs)

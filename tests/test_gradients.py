@@ -47,7 +47,7 @@ def test_gradcheck_full_jacobian_small_grid(crystal):
     for method in ("dense", "fast"):
 
         def f(lat):
-            return simulate_pattern(crystal.with_lattice(lat), settings, reflections=reflections, method=method)
+            return simulate_pattern(crystal.with_lattice(lat), settings, reflections=reflections, method=method)  # noqa: B023 (called in this iteration)
 
         lattice = crystal.lattice[:1].clone().requires_grad_(True)
         assert torch.autograd.gradcheck(f, (lattice,), eps=1e-6, atol=1e-6, rtol=1e-4)

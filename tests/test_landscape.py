@@ -12,7 +12,6 @@ import xrdnb
 from xrdnb import landscape as ls
 from xrdnb.sweep import ALL_STRUCTURES
 
-
 # --------------------------------------------------------------------------- roughness on synthetic functions
 
 

@@ -134,9 +134,9 @@ def test_batched_runs_equal_separate_runs():
     ]
     starts = [distort(truth, "lattice", 0.05, n, seed=s) for n, s in ((3, 0), (2, 1), (2, 2))]
     targets = [xrdnb.simulate_pattern(truth, c.simulator_settings())[0] for c in configs]
-    alone = [run_gradient_descent(s, t, c, progress=False) for s, t, c in zip(starts, targets, configs)]
+    alone = [run_gradient_descent(s, t, c, progress=False) for s, t, c in zip(starts, targets, configs, strict=True)]
     together = run_batched_gradient_descent(starts, targets, configs, progress=False)
-    for a, b in zip(alone, together):
+    for a, b in zip(alone, together, strict=True):
         assert a.stop_reason == b.stop_reason and torch.equal(a.steps, b.steps)
         assert torch.equal(a.trajectory_steps, b.trajectory_steps)
         torch.testing.assert_close(b.crystal.lattice, a.crystal.lattice, rtol=1e-10, atol=1e-10)

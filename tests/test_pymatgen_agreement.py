@@ -6,12 +6,11 @@ Every tenth row of data/mp20-subset.csv (122 structures); benchmarks/validate_py
 import numpy as np
 import pytest
 import torch
+from conftest import mp20_rows, structure_from_cif
 from pymatgen.analysis.diffraction.xrd import XRDCalculator
 
-from xrdnb import XRDSettings, crystal_from_structure, load_structure, BENCHMARK_NAMES
+from xrdnb import BENCHMARK_NAMES, XRDSettings, crystal_from_structure, load_structure
 from xrdnb.peaks import peak_table
-
-from conftest import mp20_rows, structure_from_cif
 
 ROWS = mp20_rows(every=10)
 

@@ -106,7 +106,10 @@ def test_page_marks_enough_blocks():
 
 
 def test_parser_reads_markers():
-    text = "% test: run creates: a/*.csv b.txt\n```bash\necho hi\n```\n\n% test: run\n````bash\nls\n````\n% test: run\n```python\nx\n```\n"
+    text = (
+        "% test: run creates: a/*.csv b.txt\n```bash\necho hi\n```\n\n"
+        "% test: run\n````bash\nls\n````\n% test: run\n```python\nx\n```\n"
+    )
     blocks, problems = parse_page(text)
     assert [(b.line, b.script, b.creates) for b in blocks] == [(1, "echo hi\n", ["a/*.csv", "b.txt"]), (6, "ls\n", [])]
     assert len(problems) == 1 and "line 10" in problems[0]
@@ -138,7 +141,10 @@ def test_block_runs(block: Block, checkout: Path):
         text=True,
         timeout=BLOCK_TIMEOUT_S,
     )
-    report = f"block at {PAGE.name}:{block.line} failed with exit status {result.returncode}\n--- script\n{block.script}--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
+    report = (
+        f"block at {PAGE.name}:{block.line} failed with exit status {result.returncode}\n"
+        f"--- script\n{block.script}--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
+    )
     assert result.returncode == 0, report
     for pattern in block.creates:
         found = [p for p in checkout.glob(pattern) if p.is_file()]

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Lattice
 
 from xrdnb import (
     BENCHMARK_NAMES,
@@ -12,7 +12,7 @@ from xrdnb import (
     crystal_from_structure,
     load_structure,
 )
-from xrdnb.lattice import cell_volume, lattice_matrix, metric_tensor, reciprocal_metric_tensor, is_valid_lattice
+from xrdnb.lattice import cell_volume, is_valid_lattice, lattice_matrix, metric_tensor, reciprocal_metric_tensor
 
 FAMILIES = {
     "Au2S": "cubic",
@@ -96,7 +96,9 @@ def test_settings_validation():
 
 
 def test_matcher_settings_expose_primitive_reduction():
-    """A centred cell with displaced atoms: the default matcher's primitive reduction fails, the cell as given matches."""
+    """A centred cell with displaced atoms.
+
+    The default matcher's primitive reduction fails, the cell as given matches."""
     from xrdnb.distortions import distort
     from xrdnb.evaluate import MatcherTolerances, structures_match
 

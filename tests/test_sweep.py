@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -102,7 +101,8 @@ def test_local_workers_and_dask_cluster_give_same_rows(tmp_path, reference):
 def test_config_file_and_errors(tmp_path):
     config = tmp_path / "sweep.yml"
     config.write_text(
-        "structures: [SrTe]\nlattice_levels: [0.05]\ncoordinate_levels: []\nlosses: [cosine]\nn_copies: 2\nmax_steps: 3\n"
+        "structures: [SrTe]\nlattice_levels: [0.05]\ncoordinate_levels: []\n"
+        "losses: [cosine]\nn_copies: 2\nmax_steps: 3\n"
     )
     out = subprocess.run(
         [

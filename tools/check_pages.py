@@ -128,7 +128,6 @@ class Page:
 
 def toc_entries(toc: dict) -> list[str]:
     """The root and every ``file:`` entry of a jb-book ``_toc.yml``, in reading order, without duplicates."""
-
     entries = ([str(toc["root"])] if toc.get("root") else []) + toc_files(toc)
     out: list[str] = []
     for entry in entries:
@@ -189,7 +188,7 @@ def source_title(path: Path) -> str | None:
         return None
     if path.suffix == ".rst":
         lines = path.read_text(encoding="utf-8").splitlines()
-        for line, under in zip(lines, lines[1:]):
+        for line, under in zip(lines, lines[1:], strict=False):
             if line.strip() and re.fullmatch(r"([=\-~^#*])\1+", under.strip() or "x"):
                 return line.strip()
         return None

@@ -53,7 +53,8 @@ def main(argv=None) -> int:
     header = [
         "# Steps per copy under the SI stopping rule, measured by xrdnb.estimate.measure_stopping on the sweep",
         "# tools/stopping_statistics.yml (python tools/stopping_statistics.py)",
-        f"# {done} of {len(cells)} cells; commit {commit or 'unknown'}; {platform.machine()} {platform.processor() or ''},"
+        f"# {done} of {len(cells)} cells; commit {commit or 'unknown'}; "
+        f"{platform.machine()} {platform.processor() or ''},"
         f" Python {platform.python_version()}; {datetime.date.today().isoformat()}",
     ] + ([f"# {args.note}"] if args.note else [])
     OUT.write_text("\n".join(header) + "\n" + table.to_csv(index=False, float_format="%.6g"))

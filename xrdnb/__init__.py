@@ -10,27 +10,26 @@ projectors) and ``distortions`` → ``losses`` → ``optimize`` (batched gradien
 ``evaluate`` (StructureMatcher, AMD, similarities) → ``sweep`` (resumable grids).
 """
 
-from . import (
-    distortions,
-    evaluate,
-    lattice,
-    losses,
-    optimize,
-    peaks,
-    profiles,
-    reflections,
-    scattering,
-    sweep,
-    symmetry,
-)
+from importlib import metadata as _metadata
 
+# The submodules, importable as attributes (xrdnb.losses, ...): re-exported by the redundant alias.
+from . import distortions as distortions
+from . import evaluate as evaluate
+from . import lattice as lattice
+from . import losses as losses
+from . import optimize as optimize
+from . import peaks as peaks
+from . import profiles as profiles
+from . import reflections as reflections
+from . import scattering as scattering
+from . import sweep as sweep
+from . import symmetry as symmetry
 from .crystal import Crystal, crystal_from_structure
-from .pattern import DEFAULT_SETTINGS, Reflections, XRDSettings, compute_reflections, render_pattern, simulate_pattern
 from .distortions import distort
 from .losses import all_similarities, loss_function, similarity_function
 from .optimize import GDConfig, run_gradient_descent
+from .pattern import DEFAULT_SETTINGS, Reflections, XRDSettings, compute_reflections, render_pattern, simulate_pattern
 from .reflections import ReflectionSet, covers, enumerate_reflections
-from .symmetry import project_lattice
 from .structures import (
     BENCHMARK_NAMES,
     CRYSTAL_FAMILIES,
@@ -40,8 +39,12 @@ from .structures import (
     crystal_family,
     load_structure,
 )
+from .symmetry import project_lattice
 
-__version__ = "0.1.0"
+try:  # the version is written once, in pyproject.toml; the installed metadata carries it
+    __version__ = _metadata.version("xrdnb")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "BENCHMARK_NAMES",

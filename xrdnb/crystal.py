@@ -46,35 +46,39 @@ class Crystal:
 
     @property
     def batch_size(self) -> int:
+        """Number of copies ``B`` in the batch."""
         return int(self.lattice.shape[0])
 
     @property
     def n_sites(self) -> int:
+        """Number of sites ``N`` per copy."""
         return int(self.frac_coords.shape[1])
 
     @property
     def dtype(self) -> torch.dtype:
+        """Floating dtype of the lattice parameters (and of the coordinates)."""
         return self.lattice.dtype
 
     @property
     def device(self) -> torch.device:
+        """Device the lattice parameters live on."""
         return self.lattice.device
 
-    def with_lattice(self, lattice: torch.Tensor) -> "Crystal":
+    def with_lattice(self, lattice: torch.Tensor) -> Crystal:
         """The same crystal with new lattice parameters ``(B, 6)`` (batch size may change if coordinates broadcast)."""
         coords = self.frac_coords
         if lattice.shape[0] != coords.shape[0]:
             coords = coords[:1].expand(lattice.shape[0], -1, -1)
         return replace(self, lattice=lattice, frac_coords=coords)
 
-    def with_frac_coords(self, frac_coords: torch.Tensor) -> "Crystal":
+    def with_frac_coords(self, frac_coords: torch.Tensor) -> Crystal:
         """The same crystal with new fractional coordinates ``(B, N, 3)``."""
         lattice = self.lattice
         if frac_coords.shape[0] != lattice.shape[0]:
             lattice = lattice[:1].expand(frac_coords.shape[0], -1)
         return replace(self, lattice=lattice, frac_coords=frac_coords)
 
-    def repeat(self, batch_size: int) -> "Crystal":
+    def repeat(self, batch_size: int) -> Crystal:
         """``batch_size`` copies of the first crystal of the batch."""
         return replace(
             self,
@@ -82,13 +86,14 @@ class Crystal:
             frac_coords=self.frac_coords[:1].repeat(batch_size, 1, 1),
         )
 
-    def select(self, index) -> "Crystal":
+    def select(self, index) -> Crystal:
         """The copies at ``index`` (an int, slice, list or boolean mask) as a new batch."""
         if isinstance(index, int):
             index = [index]
         return replace(self, lattice=self.lattice[index], frac_coords=self.frac_coords[index])
 
-    def to(self, device=None, dtype=None) -> "Crystal":
+    def to(self, device=None, dtype=None) -> Crystal:
+        """The same crystal with its lattice, coordinates and occupancies moved to ``device``/``dtype``."""
         return replace(
             self,
             lattice=self.lattice.to(device=device, dtype=dtype),
@@ -96,7 +101,8 @@ class Crystal:
             occupancy=self.occupancy.to(device=device, dtype=dtype),
         )
 
-    def detach(self) -> "Crystal":
+    def detach(self) -> Crystal:
+        """The same crystal with lattice and coordinates detached from the autograd graph."""
         return replace(self, lattice=self.lattice.detach(), frac_coords=self.frac_coords.detach())
 
     def to_structures(self) -> list[Structure]:
@@ -104,10 +110,10 @@ class Crystal:
         lattice = self.lattice.detach().cpu().double().numpy()
         coords = self.frac_coords.detach().cpu().double().numpy()
         occupancy = self.occupancy.detach().cpu().double().numpy()
-        species = [{el: float(occ) for el, occ in zip(self.elements, row) if occ > 0} for row in occupancy]
+        species = [{el: float(occ) for el, occ in zip(self.elements, row, strict=True) if occ > 0} for row in occupancy]
         return [
             Structure(Lattice.from_parameters(*lat), species, xyz, coords_are_cartesian=False)
-            for lat, xyz in zip(lattice, coords)
+            for lat, xyz in zip(lattice, coords, strict=True)
         ]
 
 

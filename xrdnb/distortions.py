@@ -1,4 +1,4 @@
-"""Distorted starting structures: lattice noise and coordinate noise, reproducible from a seed.
+r"""Distorted starting structures: lattice noise and coordinate noise, reproducible from a seed.
 
 Each function takes copy 0 of a :class:`~xrdnb.crystal.Crystal` (the ground truth) and
 returns a new batch of ``n_copies`` independently distorted copies of it. The noise
@@ -9,7 +9,7 @@ random 3×3 matrix applied to the lattice"). With :math:`L` the row-vector cell 
 :func:`xrdnb.lattice.lattice_matrix` (pymatgen's setting, rows = lattice vectors a, b, c,
 Cartesian = fractional · L),
 
-.. math:: L' = L\\,(I + \\sigma E), \\qquad E_{ij} \\sim \\mathcal N(0, 1)\\ \\text{i.i.d.},
+.. math:: L' = L\,(I + \sigma E), \qquad E_{ij} \sim \mathcal N(0, 1)\ \text{i.i.d.},
 
 one :math:`E` per copy. The distorted lattice parameters are those of :math:`L'`
 (:func:`xrdnb.lattice.lattice_parameters_from_matrix`); the fractional coordinates are
@@ -19,7 +19,7 @@ restore it). At σ = 0.1 the lattice parameters change by a few per cent (SI Fig
 3–10 % for BPO4).
 
 **Coordinate noise** (study-facts, a choice). Every site is displaced by a Cartesian
-vector with i.i.d. :math:`\\mathcal N(0, \\sigma^2)` components, σ in Å (the same
+vector with i.i.d. :math:`\mathcal N(0, \sigma^2)` components, σ in Å (the same
 distribution as ``ase.Atoms.rattle(stdev=σ)``), in the Cartesian frame of
 :func:`xrdnb.lattice.lattice_matrix`; the displacement is converted to fractional
 coordinates with :math:`L^{-1}` and the result is wrapped into [0, 1). The lattice is
@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -180,7 +181,7 @@ def distort_lattice(crystal: Crystal, sigma: float, n_copies: int, seed: int) ->
     noise = torch.as_tensor(lattice_noise(n_copies, seed), device=lattice.device)
     strain = torch.eye(3, dtype=torch.float64, device=lattice.device) + float(sigma) * noise
     distorted = lattice_parameters_from_matrix(lattice_matrix(lattice) @ strain)
-    kw = dict(dtype=crystal.dtype, device=crystal.device)
+    kw: dict[str, Any] = dict(dtype=crystal.dtype, device=crystal.device)
     return replace(
         crystal,
         lattice=distorted.to(**kw),
@@ -238,7 +239,7 @@ def distort_coordinates(crystal: Crystal, sigma: float, n_copies: int, seed: int
         cartesian = float(sigma) * noise  # (B, N, 3) Å
         to_frac = torch.linalg.inv(lattice_matrix(lattice))  # x = f L  ->  f = x L⁻¹
         frac = coords + cartesian @ to_frac
-    kw = dict(dtype=crystal.dtype, device=crystal.device)
+    kw: dict[str, Any] = dict(dtype=crystal.dtype, device=crystal.device)
     frac = (frac - torch.floor(frac)).to(**kw)
     frac = torch.where(frac >= 1.0, torch.zeros_like(frac), frac)  # rounding (e.g. -1e-17 → 1.0)
     return replace(

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from importlib import resources
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -183,14 +184,14 @@ def estimate_sweep(
     statistics = stopping_statistics()
     costs: dict[tuple, tuple[float, float]] = {}
     keys = [(c.structure, c.noise_type, c.loss, c.constrained, c.n_copies, c.dtype) for c in cells]
-    first = {}
-    for key, cell in zip(keys, cells):
+    first: dict[tuple, Any] = {}
+    for key, cell in zip(keys, cells, strict=True):
         first.setdefault(key, cell)
     for key, cell in tqdm(first.items(), desc="measuring step costs", disable=not progress):
         costs[key] = step_cost(cell, steps=calibration_steps)
     overhead = _cell_overhead(cells[0]) if len(cells) else 0.0
     out = []
-    for key, cell in zip(keys, cells):
+    for key, cell in zip(keys, cells, strict=True):
         mean, slowest, source = _expected_steps(cell, statistics)
         a, b = costs[key]
         copy_steps = mean * cell.n_copies

@@ -25,7 +25,6 @@ from .vocabulary import LATTICE_NAMES
 __all__ = ["MatcherTolerances", "structures_match", "amd_vector", "amd_distances", "evaluate_copies", "LATTICE_NAMES"]
 
 
-
 @dataclass(frozen=True)
 class MatcherTolerances:
     """``StructureMatcher`` settings, pymatgen's defaults (which the study uses).
@@ -50,7 +49,7 @@ class MatcherTolerances:
 
 
 def structures_match(structures, reference, tolerances: MatcherTolerances = MatcherTolerances()) -> np.ndarray:
-    """Boolean per structure: does ``StructureMatcher`` (with ``tolerances``) match it to ``reference``?"""
+    """Boolean per structure: whether ``StructureMatcher`` (with ``tolerances``) matches it to ``reference``."""
     from pymatgen.analysis.structure_matcher import StructureMatcher
 
     matcher = StructureMatcher(**asdict(tolerances))  # the fields are StructureMatcher's keyword arguments
@@ -75,7 +74,7 @@ def _clear_reduction_cache(matcher_class) -> None:
     it is missing nothing is done.
     """
     cached = getattr(matcher_class, "_get_reduced_istructure", None)
-    if hasattr(cached, "cache_clear"):
+    if cached is not None and hasattr(cached, "cache_clear"):
         cached.cache_clear()
 
 
@@ -140,8 +139,8 @@ def evaluate_copies(
     rows["attempt_supercell"] = tolerances.attempt_supercell
     rows["amd_distance"] = amd_dist
     rows["amd_k"] = amd_k
-    for name, value in sims.items():
-        rows[f"similarity_{name}"] = value
+    for name, column in sims.items():
+        rows[f"similarity_{name}"] = column
     errors = (final.lattice - truth.lattice).numpy()
     for i, name in enumerate(LATTICE_NAMES):
         rows[f"error_{name}"] = errors[:, i]

@@ -1,4 +1,4 @@
-"""Lattice geometry from the six lattice parameters.
+r"""Lattice geometry from the six lattice parameters.
 
 Every function takes lattice parameters ``(..., 6)`` = ``(a, b, c, alpha, beta, gamma)``
 with lengths in Å and angles in degrees, and works on any leading batch shape, device
@@ -6,14 +6,14 @@ and floating dtype. Everything is differentiable.
 
 The real-space metric tensor is
 
-.. math:: G = \\begin{pmatrix} a^2 & ab\\cos\\gamma & ac\\cos\\beta \\\\
-                               ab\\cos\\gamma & b^2 & bc\\cos\\alpha \\\\
-                               ac\\cos\\beta & bc\\cos\\alpha & c^2 \\end{pmatrix},
+.. math:: G = \begin{pmatrix} a^2 & ab\cos\gamma & ac\cos\beta \\
+                               ab\cos\gamma & b^2 & bc\cos\alpha \\
+                               ac\cos\beta & bc\cos\alpha & c^2 \end{pmatrix},
 
-the cell volume is :math:`V = \\sqrt{\\det G}`, and the crystallographic reciprocal
+the cell volume is :math:`V = \sqrt{\det G}`, and the crystallographic reciprocal
 metric (no factor 2π) is :math:`G^* = G^{-1}`, so that a reciprocal-lattice vector
-:math:`\\mathbf g = h\\mathbf a^* + k\\mathbf b^* + l\\mathbf c^*` has
-:math:`|\\mathbf g|^2 = \\mathbf h^\\top G^* \\mathbf h = 1/d_{hkl}^2`.
+:math:`\mathbf g = h\mathbf a^* + k\mathbf b^* + l\mathbf c^*` has
+:math:`|\mathbf g|^2 = \mathbf h^\top G^* \mathbf h = 1/d_{hkl}^2`.
 """
 
 from __future__ import annotations

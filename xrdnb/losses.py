@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -348,7 +348,6 @@ def cross_correlation_loss(
 ) -> torch.Tensor:
     """Loss ``−S_cc(p, q)``, ``(B,)``; see :func:`cross_correlation`."""
     return -cross_correlation(p, q, half_width=half_width, step=step)
-
 
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import functools
 import math
-
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Mapping
+from typing import Literal
 
 import torch
 
@@ -124,7 +124,7 @@ class XRDSettings:
         """Smallest and largest Caglioti FWHM (degrees) on the 2θ range."""
         return _fwhm_range(self.two_theta_min, self.two_theta_max, self.U, self.V, self.W)
 
-    def resolved_method(self) -> str:
+    def resolved_method(self) -> Method:
         """``"fast"`` unless its windows would cover a quarter of the grid or more."""
         if self.method != "auto":
             return self.method

@@ -1,14 +1,14 @@
-"""Peak profiles: Caglioti widths and pseudo-Voigt peaks rendered on a 2θ grid.
+r"""Peak profiles: Caglioti widths and pseudo-Voigt peaks rendered on a 2θ grid.
 
-Following SI §1.2 literally, every reflection at :math:`2\\theta_0` contributes
-:math:`I\\,pV(x)` with unit-height components and the same FWHM ``H`` for both:
+Following SI §1.2 literally, every reflection at :math:`2\theta_0` contributes
+:math:`I\,pV(x)` with unit-height components and the same FWHM ``H`` for both:
 
 .. math::
-    pV(x) = \\eta\\, G(x) + (1-\\eta)\\, L(x), \\quad
-    G(x) = \\exp\\!\\Big[-\\frac{4\\ln 2\\,(x-2\\theta_0)^2}{H^2}\\Big], \\quad
-    L(x) = \\frac{1}{1 + 4(x-2\\theta_0)^2/H^2},
+    pV(x) = \eta\, G(x) + (1-\eta)\, L(x), \quad
+    G(x) = \exp\!\Big[-\frac{4\ln 2\,(x-2\theta_0)^2}{H^2}\Big], \quad
+    L(x) = \frac{1}{1 + 4(x-2\theta_0)^2/H^2},
 
-    H^2(2\\theta_0) = U\\tan^2\\theta_0 + V\\tan\\theta_0 + W \\quad(\\text{degrees}^2).
+    H^2(2\theta_0) = U\tan^2\theta_0 + V\tan\theta_0 + W \quad(\text{degrees}^2).
 
 With the SI's ``η = 0.1`` the profile is 90 % Lorentzian.
 
@@ -21,8 +21,8 @@ Two renderers produce the same pattern ``(B, P)``:
   convergent series whose terms factorise into (peak weight) × (kernel of distance). With
   half-widths ``h = H/2`` and a reference ``h_0`` in the middle of the grid's widths,
 
-  .. math:: L(d) = \\frac{h^2}{d^2 + h^2}
-            = \\sum_{n\\ge 0} h^2 (h_0^2 - h^2)^n \\, \\frac{1}{(d^2 + h_0^2)^{n+1}},
+  .. math:: L(d) = \frac{h^2}{d^2 + h^2}
+            = \sum_{n\ge 0} h^2 (h_0^2 - h^2)^n \, \frac{1}{(d^2 + h_0^2)^{n+1}},
 
   which converges geometrically with ratio ``|h0² − h²| / (d² + h0²)`` (about 0.04 for the
   SI's Caglioti widths beyond the window: five terms for 1e-7). So the tails ``(1-φ)·L``
@@ -476,7 +476,7 @@ def _fft_size(n: int) -> int:
     about half the time for 18432 = 2¹¹·3² as for the odd 18225 = 3⁶·5² (the SI grid's
     18009 points of convolution), and cuFFT likes them as well.
     """
-    best = None
+    best: int | None = None
     p3 = 1
     while p3 < 2 * max(n, 1):
         size = 2 * p3
@@ -484,6 +484,7 @@ def _fft_size(n: int) -> int:
             size *= 2
         best = size if best is None else min(best, size)
         p3 *= 3
+    assert best is not None  # the loop runs at least once (p3 = 1 < 2)
     return best
 
 
@@ -491,7 +492,7 @@ def _fft_size(n: int) -> int:
 def _tail_kernel_spectrum(
     n_terms: int, length: int, n_fft: int, step: float, r_inner: float, r_outer: float, h0_sq: float, dtype, device
 ) -> torch.Tensor:
-    """rFFT of the kernels ``(1 − φ(d)) / (d² + h0²)ⁿ⁺¹``, ``n < n_terms``, ``(n_terms, n_fft//2 + 1)``.
+    """RFFT of the kernels ``(1 − φ(d)) / (d² + h0²)ⁿ⁺¹``, ``n < n_terms``, ``(n_terms, n_fft//2 + 1)``.
 
     Cached: for a given grid and width range they are the same on every call.
     """

@@ -1,4 +1,4 @@
-"""Miller indices, reciprocal distances and Bragg angles.
+r"""Miller indices, reciprocal distances and Bragg angles.
 
 A :class:`ReflectionSet` is a fixed list of Miller indices ``(K, 3)`` enumerated once;
 the simulator evaluates its geometry for any lattice and masks the reflections that
@@ -8,8 +8,8 @@ lattices, with a margin) keeps the set valid while lattices move under optimizat
 
 Bragg's law with the crystallographic reciprocal vector ``g`` (``|g| = 1/d``):
 
-.. math:: \\lambda = 2 d \\sin\\theta \\;\\Rightarrow\\; \\sin\\theta = \\lambda |g| / 2,
-          \\qquad s = \\sin\\theta/\\lambda = |g|/2 .
+.. math:: \lambda = 2 d \sin\theta \;\Rightarrow\; \sin\theta = \lambda |g| / 2,
+          \qquad s = \sin\theta/\lambda = |g|/2 .
 
 Friedel pairs ``h`` and ``-h`` have equal intensity when the form factors are real
 (no anomalous scattering), so by default only one of each pair is kept and counted
@@ -54,7 +54,8 @@ class ReflectionSet:
     def __len__(self) -> int:
         return int(self.hkl.shape[0])
 
-    def to(self, device=None, dtype=None) -> "ReflectionSet":
+    def to(self, device=None, dtype=None) -> ReflectionSet:
+        """The same set on ``device``, its weights and reference lattice in ``dtype`` (indices stay integer)."""
         return ReflectionSet(
             self.hkl.to(device=device),
             self.weight.to(device=device, dtype=dtype),
@@ -144,8 +145,8 @@ def enumerate_reflections(
     hkl = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
     hkl = hkl[np.any(hkl != 0, axis=1)]
     if friedel:
-        h, k, l = hkl.T
-        positive = (h > 0) | ((h == 0) & (k > 0)) | ((h == 0) & (k == 0) & (l > 0))
+        h, k, ell = hkl.T
+        positive = (h > 0) | ((h == 0) & (k > 0)) | ((h == 0) & (k == 0) & (ell > 0))
         hkl = hkl[positive]
     gstar = reciprocal_metric_tensor(ref).numpy()  # (R, 3, 3)
     g2 = np.einsum("ki,rij,kj->rk", hkl, gstar, hkl)

@@ -1,30 +1,30 @@
-"""Atomic form factors, structure factors and the Lorentz–polarization factor.
+r"""Atomic form factors, structure factors and the Lorentz–polarization factor.
 
 Form factors use pymatgen's parametrisation and its own coefficient file
 (``pymatgen/analysis/diffraction/atomic_scattering_params.json``, loaded from the
 installed package, never retyped):
 
-.. math:: f(s) = Z - 41.78214\\, s^2 \\sum_i a_i \\exp(-b_i s^2), \\qquad s = \\sin\\theta/\\lambda = |g|/2 .
+.. math:: f(s) = Z - 41.78214\, s^2 \sum_i a_i \exp(-b_i s^2), \qquad s = \sin\theta/\lambda = |g|/2 .
 
 An optional isotropic Debye–Waller factor ``B`` (Å²) per element multiplies the
-amplitude by :math:`\\exp(-B s^2)`. The structure factor of reflection ``h`` sums over
+amplitude by :math:`\exp(-B s^2)`. The structure factor of reflection ``h`` sums over
 sites ``n`` and the elements ``e`` that occupy them with occupancy ``o_{ne}``:
 
-.. math:: F(\\mathbf h) = \\sum_n \\Big(\\sum_e o_{ne} f_e(s)\\Big) \\exp(2\\pi i\\, \\mathbf h\\cdot\\mathbf x_n),
-          \\qquad I = |F|^2 .
+.. math:: F(\mathbf h) = \sum_n \Big(\sum_e o_{ne} f_e(s)\Big) \exp(2\pi i\, \mathbf h\cdot\mathbf x_n),
+          \qquad I = |F|^2 .
 
 The Lorentz–polarization factor for an unpolarised beam without monochromator is
 
-.. math:: LP(\\theta) = \\frac{1 + \\cos^2 2\\theta}{\\sin^2\\theta \\cos\\theta} .
+.. math:: LP(\theta) = \frac{1 + \cos^2 2\theta}{\sin^2\theta \cos\theta} .
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
-from typing import Mapping, Sequence
 
 import torch
 
@@ -155,7 +155,10 @@ def structure_factor_intensity(
 
 
 def intensity_from_phase_sums(form_factors: torch.Tensor, sums: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """``|F(h)|² = (Σ_e f_e C_e)² + (Σ_e f_e S_e)²``, ``(B, K)``, from ``form_factors`` ``(B, S, K)`` and :func:`phase_sums`."""
+    """``|F(h)|² = (Σ_e f_e C_e)² + (Σ_e f_e S_e)²``, ``(B, K)``.
+
+    From ``form_factors`` ``(B, S, K)`` and the ``(cos, sin)`` sums of :func:`phase_sums`.
+    """
     cos_sum, sin_sum = sums
     real = (form_factors * cos_sum).sum(-2)
     imag = (form_factors * sin_sum).sum(-2)

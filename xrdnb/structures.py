@@ -17,7 +17,6 @@ import os
 import warnings
 from importlib import resources
 from pathlib import Path
-from typing import Union
 
 from pymatgen.core import Structure
 
@@ -38,7 +37,7 @@ __all__ = [
 ]
 
 
-StructureLike = Union[str, os.PathLike, Structure]
+StructureLike = str | os.PathLike | Structure
 
 
 class StructureError(ValueError):
@@ -46,7 +45,7 @@ class StructureError(ValueError):
 
 
 def _data_dir():
-    return resources.files("xrdnb").joinpath("data", "structures")
+    return resources.files("xrdnb") / "data" / "structures"  # one name per joinpath (Python 3.10)
 
 
 def benchmark_table():
@@ -62,7 +61,10 @@ def benchmark_table():
 
 
 MIN_SITE_DISTANCE = 0.5
-"""Smallest distance (in Å) between two sites; closer ones are refused unless their occupancies sum to at most 1 (a split site)."""
+"""Smallest distance (in Å) between two sites.
+
+Closer sites are refused unless their occupancies sum to at most 1 (a split site).
+"""
 
 OCCUPANCY_TOLERANCE = 1e-6
 """How far a site's total occupancy may exceed 1 (rounding in CIF files)."""
@@ -133,7 +135,7 @@ def _check_distances(structure: Structure, source: str) -> None:
         return
     distances = structure.distance_matrix
     i, j = np.nonzero(np.triu(distances < MIN_SITE_DISTANCE, k=1))
-    for a, b in zip(i.tolist(), j.tolist()):
+    for a, b in zip(i.tolist(), j.tolist(), strict=True):
         total = structure[a].species.num_atoms + structure[b].species.num_atoms
         if total > 1 + OCCUPANCY_TOLERANCE:
             raise StructureError(
@@ -161,10 +163,9 @@ def _check_cif(name: str, text: str) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "possible issue at line ...": the checks below say what
-            blocks = CifFile.from_str(text).data.values()
+            blocks = list(CifFile.from_str(text).data.values())
     except Exception as exc:  # malformed or truncated: pymatgen's reason
         raise StructureError(f"{name}: cannot read a CIF (malformed or truncated: {_reason(exc)})") from None
-    blocks = list(blocks)
     if not any("_atom_site_fract_x" in b.data or "_atom_site_Cartn_x" in b.data for b in blocks):
         raise StructureError(f"{name}: the CIF lists no atom sites, so it holds no structures")
     for block in blocks:
@@ -211,7 +212,7 @@ def _check_cif_distances(name: str, cell: list[float], data, labels, occupancies
     occ = np.array(occupancies if len(occupancies) == len(coords) else [1.0] * len(coords))
     distances = Lattice.from_parameters(*cell).get_all_distances(coords, coords)
     i, j = np.nonzero(np.triu(distances < MIN_SITE_DISTANCE, k=1))
-    for a, b in zip(i.tolist(), j.tolist()):
+    for a, b in zip(i.tolist(), j.tolist(), strict=True):
         if occ[a] + occ[b] > 1 + OCCUPANCY_TOLERANCE:
             la = labels[a] if a < len(labels) else a
             lb = labels[b] if b < len(labels) else b

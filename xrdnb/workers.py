@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 __all__ = ["START_METHODS", "available_cores", "resolve_workers", "run_tasks"]
 
