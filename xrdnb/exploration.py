@@ -187,8 +187,9 @@ class ExplorerState:
 
     def current_crystal(self) -> Crystal:
         """The current point as a one-copy :class:`xrdnb.crystal.Crystal` in :attr:`dtype`."""
-        kw = dict(dtype=self.dtype, device=self.truth.device)
-        return self.truth.with_lattice(self.lattice[None].to(**kw)).with_frac_coords(self.frac_coords[None].to(**kw))
+        dtype, device = self.dtype, self.truth.device
+        lattice, coords = self.lattice[None].to(device, dtype), self.frac_coords[None].to(device, dtype)
+        return self.truth.with_lattice(lattice).with_frac_coords(coords)
 
     def _clear_gd(self) -> None:
         self.loss_history: list[float] = []
@@ -331,7 +332,7 @@ class ExplorerState:
     @staticmethod
     def _start_lattice(start: Crystal, config: GDConfig) -> torch.Tensor:
         lattice = start.lattice[0]
-        return _f64(project_lattice(lattice, config.family) if config.constrained else lattice)
+        return _f64(project_lattice(lattice, config.family) if config.constrained and config.family else lattice)
 
     # ------------------------------------------------------------------ the landscape slice
 

@@ -156,7 +156,10 @@ class Explorer:
         self.message = ""
         self.timings = {"compute": 0.0, "slice": 0.0, "render": 0.0, "total": 0.0}
         self._quiet_depth = 0
-        self._pattern_artists = self._pattern_key = self._slice_artists = self._slice_key = None
+        self._pattern_artists: dict | None = None
+        self._slice_artists: dict | None = None
+        self._pattern_key: str | None = None
+        self._slice_key: tuple | None = None
         self._live = True
 
         # ---- widgets

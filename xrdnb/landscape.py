@@ -44,8 +44,8 @@ Roughness(n_minima=1, basin_fraction=1.0, n_points=441)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
 
 import torch
 
@@ -641,7 +641,7 @@ def _padded_neighbours(loss: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int
     shifts = _neighbour_shifts(loss.ndim)
     views = []
     for s in shifts:
-        slices = tuple(slice(1 + d, 1 + d + n) for d, n in zip(s, loss.shape))
+        slices = tuple(slice(1 + d, 1 + d + n) for d, n in zip(s, loss.shape, strict=True))
         views.append(padded[slices])
     return torch.stack(views), shifts
 
