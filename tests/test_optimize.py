@@ -17,6 +17,7 @@ def setup(name, dtype=torch.float32):
     return truth, target, xrdnb.crystal_family(structure)
 
 
+@pytest.mark.slow  # gradient descent to convergence: minutes on a loaded machine
 @pytest.mark.parametrize("name", ["U2Ti", "BPO4"])
 def test_constrained_cosine_gd_converges_from_lattice_noise_001(name):
     truth, target, family = setup(name)
