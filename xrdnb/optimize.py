@@ -190,23 +190,28 @@ class GDState:
 
     @property
     def active(self) -> torch.Tensor:
+        """``(B,)`` copies still running."""
         return self.status == 0
 
     @property
     def mode(self) -> str:
+        """``"lattice"`` or ``"coordinates"``."""
         return self.groups[0].config.mode
 
     # the record of a one-group state (init_state), as before batching
     @property
     def history_steps(self) -> list[int]:
+        """Recorded step numbers of the first group."""
         return self.groups[0].history_steps
 
     @property
     def history_loss(self) -> list[torch.Tensor]:
+        """Recorded losses ``(B,)`` of the first group."""
         return self.groups[0].history_loss
 
     @property
     def history_params(self) -> list[torch.Tensor]:
+        """Recorded parameters of the first group."""
         return self.groups[0].history_params
 
 
@@ -231,6 +236,7 @@ class GDResult:
 
     @property
     def failed(self) -> torch.Tensor:
+        """``(B,)`` copies that stopped as ``"invalid_lattice"``."""
         return torch.tensor([r == "invalid_lattice" for r in self.stop_reason])
 
 
@@ -280,7 +286,7 @@ def _keep_mask(state_groups: Sequence[GDGroup], reflections: ReflectionSet, batc
         return None
     keep = torch.ones(batch, len(reflections), dtype=torch.bool, device=device)
     hkl = reflections.hkl.to(device).abs()
-    for group, clip in zip(state_groups, clips):
+    for group, clip in zip(state_groups, clips, strict=True):
         if clip is not None and clip != settings.hkl_max:
             keep[group.copies] = (hkl <= clip).all(dim=-1)
     return keep
@@ -295,9 +301,11 @@ def _phase_sums(crystal: Crystal, reflections: ReflectionSet, mode: str):
 
 
 def _reflection_cache(groups: Sequence[GDGroup], settings: XRDSettings, crystal: Crystal, lattice: torch.Tensor):
-    """``(reflections, keep, sums)`` for ``lattice`` ``(B, 6)``: a superset in hkl order (the
-    groups' widest margin), the per-copy clip mask, and the phase sums of ``crystal``'s
-    fixed coordinates (lattice mode)."""
+    """``(reflections, keep, sums)`` for ``lattice`` ``(B, 6)``.
+
+    A superset in hkl order (the groups' widest margin), the per-copy clip mask, and the
+    phase sums of ``crystal``'s fixed coordinates (lattice mode).
+    """
     mode = groups[0].config.mode
     reflections = _enumerate(lattice, settings, max(g.config.reflection_margin for g in groups))
     return (
@@ -360,7 +368,7 @@ def init_batched_state(
         raise ValueError("the runs of a batched state must be copies of one structure (same sites and species)")
     settings = _common_settings(configs)
     starts, groups, offset = [], [], 0
-    for crystal, target, config in zip(crystals, targets, configs):
+    for crystal, target, config in zip(crystals, targets, configs, strict=True):
         lattice = crystal.lattice.detach()
         if config.constrained:
             lattice = project_lattice(lattice, config.family)
@@ -384,7 +392,7 @@ def init_batched_state(
         return torch.cat(
             [
                 torch.full((g.copies.stop - g.copies.start,), v, dtype=dtype, device=device)
-                for g, v in zip(groups, values)
+                for g, v in zip(groups, values, strict=True)
             ]
         )
 
@@ -615,7 +623,7 @@ def run_batched_gradient_descent(
     if callback_every < 1:
         raise ValueError(f"callback_every must be >= 1, got {callback_every}")
     retain_freed_memory()  # no per-step page-fault storm on glibc (xrdnb.memory)
-    targets = [t.to(dtype=c.dtype, device=c.device) for t, c in zip(targets, crystals)]
+    targets = [t.to(dtype=c.dtype, device=c.device) for t, c in zip(targets, crystals, strict=True)]
     state = init_batched_state(crystals, targets, configs)
     budget = max(c.max_steps for c in configs)
     bar = tqdm(
