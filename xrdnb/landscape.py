@@ -373,7 +373,7 @@ def xrd_similarity_fn(
         ``names``) for a sequence.
     """
     single = isinstance(names, str)
-    name_list = [names] if single else list(names)
+    name_list: list[str] = [names] if isinstance(names, str) else list(names)
     groups: dict[tuple, list[int]] = {}
     for k, name in enumerate(name_list):
         groups.setdefault(tuple(sorted(simulator_overrides(name).items())), []).append(k)
@@ -393,7 +393,7 @@ def xrd_similarity_fn(
         plans.append((group_settings, target, metrics))
 
     def value_fn(crystal: Crystal) -> torch.Tensor:
-        columns: list[torch.Tensor | None] = [None] * len(name_list)
+        columns: list[torch.Tensor] = [torch.empty(0)] * len(name_list)
         for group_settings, target, metrics in plans:
             pattern = simulate_pattern(crystal, group_settings)
             for k, metric in metrics:
@@ -530,7 +530,8 @@ def lattice_slice(
     keys = tuple(LATTICE_NAMES[parameter_index(name)] for name in names)
     axes = [parameter_axis(center, key, n, length_span=length_span, angle_span=angle_span) for key in keys]
     values = evaluate_lattices(crystal, slice_lattices(center, keys, axes), value_fn, chunk_size=chunk_size)
-    return Slice(keys, axes[0], axes[1], values, center, tuple(channels) if channels is not None else None)
+    pair = (keys[0], keys[1])
+    return Slice(pair, axes[0], axes[1], values, center, tuple(channels) if channels is not None else None)
 
 
 def lattice_cut(
@@ -627,7 +628,7 @@ def grid_index(axis: torch.Tensor, value: float) -> int:
 
 def _neighbour_shifts(ndim: int) -> list[tuple[int, ...]]:
     """All non-zero offsets in {−1, 0, 1}^ndim (2 in 1-D, 8 in 2-D)."""
-    shifts = [()]
+    shifts: list[tuple[int, ...]] = [()]
     for _ in range(ndim):
         shifts = [s + (d,) for s in shifts for d in (-1, 0, 1)]
     return [s for s in shifts if any(s)]

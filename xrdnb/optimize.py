@@ -135,7 +135,7 @@ class GDConfig:
     def simulator_settings(self) -> XRDSettings:
         """The simulator settings with the loss's overrides (e.g. the MSE Miller-index clip)."""
         overrides = simulator_overrides(self.loss)
-        return replace(self.settings, **overrides) if overrides else self.settings
+        return replace(self.settings, **overrides) if overrides else self.settings  # type: ignore[arg-type]
 
 
 @dataclass
@@ -144,7 +144,7 @@ class GDGroup:
 
     config: GDConfig
     target: torch.Tensor
-    loss_fn: object
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     copies: slice
     history_steps: list[int] = field(default_factory=list)
     history_loss: list[torch.Tensor] = field(default_factory=list)
@@ -257,7 +257,7 @@ def _common_settings(configs: Sequence[GDConfig]) -> XRDSettings:
         raise ValueError(
             "the groups of a batched run must share the simulator settings (the loss's hkl_max clip may differ)"
         )
-    return replace(base, hkl_max=None if None in clips else max(clips))
+    return replace(base, hkl_max=None if None in clips else max(c for c in clips if c is not None))
 
 
 def _enumerate(lattice: torch.Tensor, settings: XRDSettings, margin: float) -> ReflectionSet:
@@ -371,7 +371,7 @@ def init_batched_state(
     for crystal, target, config in zip(crystals, targets, configs, strict=True):
         lattice = crystal.lattice.detach()
         if config.constrained:
-            lattice = project_lattice(lattice, config.family)
+            lattice = project_lattice(lattice, str(config.family))  # constrained: a family is set
         crystal = crystal.with_lattice(lattice).detach()
         if not bool(is_valid_lattice(crystal.lattice).all()):
             raise ValueError("every starting lattice must be valid (positive lengths, a real cell)")
@@ -477,7 +477,7 @@ def gd_step(
             if group.config.constrained:
                 rows = _rows(index, group)
                 if len(rows):
-                    new[rows] = project_lattice(new[rows], group.config.family)
+                    new[rows] = project_lattice(new[rows], str(group.config.family))
         lattice_new = new if mode == "lattice" else state.crystal.lattice[index]
         ok = is_valid_lattice(lattice_new) & torch.isfinite(new.reshape(len(index), -1)).all(dim=1)
         ok &= torch.isfinite(loss)
