@@ -223,7 +223,7 @@ def synthetic_rows(seed=0, n_structures=10, n_copies=4, prefix=""):
     frames = []
     for noise_type, levels in NOISE_LEVELS.items():
         for level in levels:
-            for column, (loss, constrained) in COLUMN_RUNS.items():
+            for _column, (loss, constrained) in COLUMN_RUNS.items():
                 if constrained and noise_type == "coordinates":
                     continue
                 n = n_structures * n_copies

@@ -91,7 +91,7 @@ def evaluate_claims(
     strength = ""
     if v == "holds" and np.isfinite(lo_first) and np.isfinite(hi_last):
         strength = "CIs separated" if hi_last < lo_first else "CIs overlap"
-    steps = sum(b < a for a, b in zip(series, series[1:]))
+    steps = sum(b < a for a, b in zip(series, series[1:], strict=False))
     evidence = (
         f"lattice cosine: {', '.join(_fmt(s, 2) for s in series)} at levels 0.01…0.2 "
         f"(0.2 − 0.01 = {_fmt(last - first, 2)}; falls in {steps} of 4 steps)"
@@ -114,7 +114,7 @@ def evaluate_claims(
     if v == "holds" and lo is not None and hi is not None:
         sep = [_get(lo, "Lattice", lv, con) >= _get(hi, "Lattice", lv, cos) for lv in levels]
         strength = f"CIs separated at {sum(sep)} of {len(levels)} levels"
-    evidence = "; ".join(f"{lv:g}: {_fmt(c, 2)} vs {_fmt(u, 2)}" for lv, (c, u) in zip(levels, pairs))
+    evidence = "; ".join(f"{lv:g}: {_fmt(c, 2)} vs {_fmt(u, 2)}" for lv, (c, u) in zip(levels, pairs, strict=True))
     n_ok = sum(c >= u for c, u in pairs)
     results.append(
         dict(
@@ -269,6 +269,6 @@ def summary(claims: dict[tuple[str, str], pd.DataFrame], cells: pd.DataFrame, ro
         start = claims[(method, "start")]
         lines.append(
             f"{label}, distorted starting structures: "
-            + ", ".join(f"{c.split(' ', 1)[0]} {v}" for c, v in zip(start["claim"], start["verdict"]))
+            + ", ".join(f"{c.split(' ', 1)[0]} {v}" for c, v in zip(start["claim"], start["verdict"], strict=True))
         )
     return "\n".join(lines)

@@ -14,9 +14,9 @@ compares the two.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -114,7 +114,7 @@ def amd_distances_for_k(structures: Sequence, references: Sequence, ks: Iterable
     k_max = ks[-1]
     cache: dict[int, np.ndarray] = {}
     values = np.full((len(structures), len(ks)), np.nan)
-    for i, (structure, reference) in enumerate(zip(structures, references)):
+    for i, (structure, reference) in enumerate(zip(structures, references, strict=True)):
         if id(reference) not in cache:
             cache[id(reference)] = amd_vector(reference, k_max)
         ref = cache[id(reference)]

@@ -1,4 +1,4 @@
-"""SI Tables S1 and S2 from sweep rows: the layout, the paper's values and the comparison with them.
+r"""SI Tables S1 and S2 from sweep rows: the layout, the paper's values and the comparison with them.
 
 The SI of Segal et al. (Tables S1 and S2) gives, for each noise type and level, the Pearson
 and Spearman correlation between the AMD (structural similarity) and each XRD similarity
@@ -35,8 +35,8 @@ np.float64(0.76)
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from importlib import resources
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -94,9 +94,9 @@ _NOT_RUN = "not run: the symmetry projector acts on the lattice only"
 
 def _read_paper_table(name: str) -> pd.DataFrame:
     """A table of ``xrdnb/data`` as printed: strings, index :data:`SI_INDEX`, columns :data:`SI_COLUMNS`."""
-    with resources.files("xrdnb").joinpath("data", name).open() as handle:
+    with (resources.files("xrdnb") / "data" / name).open() as handle:
         text = pd.read_csv(handle, dtype=str, keep_default_na=False)
-    keys = list(zip(text.pop("Noise Type"), text.pop("Noise Level").astype(float)))
+    keys = list(zip(text.pop("Noise Type"), text.pop("Noise Level").astype(float), strict=True))
     if keys != list(SI_INDEX) or tuple(text.columns) != SI_COLUMNS:
         raise ValueError(f"xrdnb/data/{name} does not have the SI layout")
     text.index = SI_INDEX
@@ -378,8 +378,8 @@ def compare_with_paper(cells: pd.DataFrame, method: str = "pearson") -> pd.DataF
     out["ours"] = cells[method].to_numpy()
     out["lo"] = cells[f"{method}_lo"].to_numpy()
     out["hi"] = cells[f"{method}_hi"].to_numpy()
-    out["paper"] = [paper.loc[r, c] for r, c in zip(cells["row"], cells["column"])]
-    out["paper_mark"] = [paper_mark(text, r, c) for r, c in zip(cells["row"], cells["column"])]
+    out["paper"] = [paper.loc[r, c] for r, c in zip(cells["row"], cells["column"], strict=True)]
+    out["paper_mark"] = [paper_mark(text, r, c) for r, c in zip(cells["row"], cells["column"], strict=True)]
     out["difference"] = out["ours"] - out["paper"]
 
     def status(rec) -> str:
