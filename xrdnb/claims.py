@@ -126,7 +126,7 @@ def evaluate_claims(
     )
 
     # (iii)
-    levels = NOISE_LEVELS["coordinates"][:3]
+    levels = list(NOISE_LEVELS["coordinates"][:3])
     values = {(col, lv): _get(table, "Coordinates", lv, col) for col in (cos, ent) for lv in levels}
     v = verdict([val < 0 for val in values.values()], list(values.values()))
     strength = ""

@@ -806,7 +806,8 @@ def label_peaks(ax, crystal, pattern, settings=None, *, n: int = 5, colour="k", 
 
     settings = settings or DEFAULT_SETTINGS
     values = _numpy(pattern)
-    placed, out = [], []
+    placed: list[float] = []
+    out: list = []
     for _, p in peak_table(crystal, settings).nlargest(n, "intensity_scaled").iterrows():
         if any(abs(p.two_theta - t) < min_gap for t in placed):
             continue
@@ -974,7 +975,7 @@ def plot_peak_profiles(ax_lin, ax_log, offset, curves: dict, fwhm: float, window
     dict ``"linear"`` and ``"log"`` lists of profile lines, ``"window"`` the two vertical lines.
     """
     x = _numpy(offset)
-    out = {"linear": [], "log": [], "window": []}
+    out: dict[str, list] = {"linear": [], "log": [], "window": []}
     for (name, y), style in zip(curves.items(), ["--", ":", "-", "-."], strict=False):
         out["linear"] += ax_lin.plot(x, _numpy(y), style, label=name)
         out["log"] += ax_log.semilogy(x, _numpy(y), style, label=name)

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .crystal import Crystal
+
 __all__ = [
     "final_structures",
     "amd_distances_for_k",
@@ -64,7 +66,7 @@ def final_structures(rows: pd.DataFrame, results: str | os.PathLike) -> list:
     from .evaluate import LATTICE_NAMES
     from .structures import load_structure
 
-    truths: dict[tuple[str, str], object] = {}
+    truths: dict[tuple[str, str], Crystal] = {}
     trajectories: dict[str, np.ndarray] = {}
     out = []
     for rec in rows.itertuples(index=False):
@@ -308,8 +310,9 @@ def units_table(
         ).set_index("row")
         med = part.groupby("noise_level")[["start_amd_distance", "amd_distance"]].median()
         for method in ("pearson", "spearman"):
+            columns = [method, f"{method}_lo", f"{method}_hi"]
             out[(label, method.capitalize())] = [
-                ci_text(*cells.loc[[i], [method, f"{method}_lo", f"{method}_hi"]].iloc[0], digits=digits) for i in index
+                ci_text(*cells.loc[[i], columns].iloc[0].astype(float).tolist(), digits=digits) for i in index
             ]
         out[(label, "median AMD start → end (Å)")] = [
             f"{med.loc[lv, 'start_amd_distance']:.3g} → {med.loc[lv, 'amd_distance']:.3g}" if lv in med.index else "–"
