@@ -17,7 +17,7 @@ import torch
 
 from .crystal import Crystal, crystal_from_structure
 from .lattice import cell_volume, lattice_matrix, metric_tensor, reciprocal_metric_tensor
-from .pattern import DEFAULT_SETTINGS, XRDSettings, compute_reflections, reflections_for, simulate_pattern
+from .pattern import DEFAULT_SETTINGS, Method, XRDSettings, compute_reflections, reflections_for, simulate_pattern
 from .peaks import peak_table
 from .profiles import gaussian, lorentzian, pseudo_voigt
 from .reflections import enumerate_reflections
@@ -223,7 +223,7 @@ def time_gradient_step(
     target: torch.Tensor,
     settings: XRDSettings = DEFAULT_SETTINGS,
     *,
-    method: str = "fast",
+    method: Method = "fast",
     repeats: int = 3,
     reflections=None,
 ) -> float:
@@ -256,7 +256,7 @@ def setting_variants(crystal: Crystal, settings: XRDSettings, name: str, values)
     unchanged) and ``skipped`` (value → why it was refused, e.g. a Caglioti width that is not
     positive everywhere).
     """
-    out = {"patterns": {}, "cosine": {}, "skipped": {}}
+    out: dict[str, dict] = {"patterns": {}, "cosine": {}, "skipped": {}}
     with torch.no_grad():
         base = simulate_pattern(crystal, settings)[0]
         for value in values:
@@ -366,9 +366,10 @@ def timing_table(
 
     Returns a table with ``renderer``, ``seconds (best of <repeats>)`` and ``speed-up`` (dense time over each time).
     """
+    renderers: tuple[Method, ...] = ("dense", "fast")
     seconds = {
         m: time_gradient_step(batch, target, settings, method=m, repeats=repeats, reflections=reflections)
-        for m in ("dense", "fast")
+        for m in renderers
     }
     table = pd.DataFrame({"renderer": list(seconds), f"seconds (best of {repeats})": list(seconds.values())})
     table["speed-up"] = seconds["dense"] / table.iloc[:, 1]

@@ -126,11 +126,13 @@ def pair_slices(
     """
     formula, family, truth = _truth(name, dtype)
     fn = xrd_similarity_fn(truth, similarity)
-    pairs = list(itertools.combinations(LATTICE_NAMES, 2)) if pairs is None else [tuple(p) for p in pairs]
-    span = dict(length_span=length_span, angle_span=angle_span)
+    chosen: list[tuple[str, str]] = (
+        list(itertools.combinations(LATTICE_NAMES, 2)) if pairs is None else [(p[0], p[1]) for p in pairs]
+    )
+    span: dict = dict(length_span=length_span, angle_span=angle_span)
     return {
         pair: Landscape(name, formula, family, lattice_slice(truth, pair, fn, n=n, chunk_size=chunk_size, **span))
-        for pair in pairs
+        for pair in chosen
     }
 
 
@@ -144,6 +146,7 @@ def slice_table(slices: dict) -> pd.DataFrame:
     out = []
     for item in slices.values():
         sl = item.grid if isinstance(item, Landscape) else item
+        assert isinstance(sl, Slice), "slice_table takes slices (two parameters), not cuts"
         i, j = sl.center_index
         r = roughness(-sl.values, sl.center_index)
         flat = torch.nan_to_num(sl.values, nan=-np.inf).flatten()

@@ -310,10 +310,11 @@ def units_table(
         ).set_index("row")
         med = part.groupby("noise_level")[["start_amd_distance", "amd_distance"]].median()
         for method in ("pearson", "spearman"):
-            columns = [method, f"{method}_lo", f"{method}_hi"]
-            out[(label, method.capitalize())] = [
-                ci_text(*cells.loc[[i], columns].iloc[0].astype(float).tolist(), digits=digits) for i in index
-            ]
+            texts = []
+            for i in index:
+                value, lo, hi = cells.loc[[i], [method, f"{method}_lo", f"{method}_hi"]].iloc[0].astype(float)
+                texts.append(ci_text(value, lo, hi, digits=digits))
+            out[(label, method.capitalize())] = texts
         out[(label, "median AMD start → end (Å)")] = [
             f"{med.loc[lv, 'start_amd_distance']:.3g} → {med.loc[lv, 'amd_distance']:.3g}" if lv in med.index else "–"
             for _, lv in index
