@@ -1,0 +1,211 @@
+"""Landscape figures (chapters 3 and 5).
+
+Slice panels with their minima, GD end points on slices, symmetry-axis cuts, CHGNet energy slices.
+
+Every function draws on a matplotlib ``Axes`` it is given (or returns a new ``Figure``) and takes
+explicit data (tensors, rows); none reads results or runs an experiment.
+"""
+
+from __future__ import annotations
+
+from .primitives import draw_slice, draw_slice_points
+
+__all__ = [
+    "mark_minima",
+    "slice_panels",
+    "END_POINT_STYLE",
+    "slices_with_end_points",
+    "axis_cut_panels",
+    "similarity_slices",
+    "energy_slices_figure",
+]
+
+
+def mark_minima(ax, sl, values, **style):
+    """White dots at the strict local minima of the loss ``-values`` on a slice."""
+    import torch
+
+    from ..landscape import strict_local_minima
+
+    i, j = torch.nonzero(strict_local_minima(-values), as_tuple=True)
+    style = {"ms": 2.5, "color": "white", "mec": "black", "mew": 0.4} | style
+    ax.plot(sl.x[i].numpy(), sl.y[j].numpy(), "o", ls="none", **style)
+
+
+def _roughness_text(grid, values) -> str:
+    from ..landscape import roughness
+
+    r = roughness(-values, grid.center_index)
+    return f"{r.n_minima} minima, basin {r.basin_fraction:.2f}"
+
+
+def slice_panels(landscapes: dict, *, label: str, vmin=0.0, vmax=1.0, ncols: int = 5):
+    """One heat map per slice (SI Fig. S2), with its strict local minima and roughness in the title.
+
+    ``landscapes`` maps keys to :class:`xrdnb.landscape_tables.Landscape` of single-channel slices.
+    """
+    import matplotlib.pyplot as plt
+
+    from ..landscape_tables import slice_label
+
+    n = len(landscapes)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.8 * ncols, 3.0 * nrows), layout="constrained", squeeze=False)
+    for ax, item in zip(axes.flat, landscapes.values(), strict=False):
+        sl = item.grid
+        mesh = draw_slice(ax, sl, sl.values, vmin=vmin, vmax=vmax)
+        mark_minima(ax, sl, sl.values)
+        ax.set_title(f"{slice_label(sl.names)}: {_roughness_text(sl, sl.values)}", fontsize=8)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    fig.colorbar(mesh, ax=axes, shrink=0.6, label=label)
+    return fig
+
+
+END_POINT_STYLE = {False: ("o", "orange", "unconstrained GD"), True: ("^", "red", "constrained GD")}
+"""Marker, edge colour and legend entry of gradient-descent end points on a slice, by ``constrained``."""
+
+
+def slices_with_end_points(landscapes: dict, rows: dict, *, label: str, vmin=0.0, vmax=1.0, **span):
+    """SI Fig. S3: one slice per structure with the GD end points projected onto it (white: match).
+
+    ``landscapes`` maps keys to :class:`xrdnb.landscape_tables.Landscape`; ``rows`` maps the same keys to
+    sweep rows (``final_*`` lattices, ``match``, ``constrained``; a key may be missing: no overlay).
+    ``span``: the slices' ``length_span`` and ``angle_span``.
+    """
+    import matplotlib.pyplot as plt
+
+    from ..landscape_tables import slice_label
+    from ..vocabulary import LATTICE_NAMES
+
+    fig, axes = plt.subplots(1, len(landscapes), figsize=(6.2 * len(landscapes), 5.0), squeeze=False)
+    for ax, (key, item) in zip(axes[0], landscapes.items(), strict=True):
+        sl = item.grid
+        fig.colorbar(draw_slice(ax, sl, sl.values, vmin=vmin, vmax=vmax), ax=ax, label=label)
+        part = rows.get(key)
+        for constrained, group in [] if part is None else part.groupby(part["constrained"].astype(bool)):
+            marker, edge, name = END_POINT_STYLE[bool(constrained)]
+            lattices = group[[f"final_{p}" for p in LATTICE_NAMES]].to_numpy(dtype=float)
+            draw_slice_points(
+                ax,
+                sl,
+                lattices,
+                matched=group["match"].astype(bool).to_numpy(),
+                marker=marker,
+                edgecolor=edge,
+                label=name,
+                **span,
+            )
+        ax.set_title(
+            f"{item.formula} ({item.family}), {slice_label(sl.names)}: {_roughness_text(sl, sl.values)}", fontsize=9
+        )
+        ax.legend(fontsize=7, loc="lower left", framealpha=0.8)
+    fig.tight_layout()
+    return fig
+
+
+def axis_cut_panels(cuts: dict, kind: str, *, channel: str = "cosine", ncols: int = 5):
+    """One panel per structure: ``channel`` along its free lengths (``kind="length"``) or angles, minima dotted.
+
+    ``cuts`` are :func:`xrdnb.landscape_tables.axis_cuts`; None when no cut is of that kind.
+    """
+    import matplotlib.pyplot as plt
+
+    from ..landscape import parameter_index, strict_local_minima
+    from ..landscape_tables import relative_axis
+    from ..vocabulary import SIMILARITY_LABELS
+
+    chosen = {k: v for k, v in cuts.items() if (parameter_index(v.grid.name) < 3) == (kind == "length")}
+    if not chosen:
+        return None
+    names = list(dict.fromkeys(k[0] for k in chosen))
+    ncols = min(ncols, len(names))
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.9 * ncols, 2.6 * nrows), squeeze=False, sharey=True)
+    xlabel = "change of the free length along its axis (%)" if kind == "length" else "change of the free angle (°)"
+    for ax, name in zip(axes.flat, names, strict=False):
+        for item in (v for k, v in chosen.items() if k[0] == name):
+            cut, y = item.grid, item.grid.channel(channel)
+            x = relative_axis(cut)
+            (line,) = ax.plot(x, y.numpy(), lw=1.0, label=cut.label)
+            minima = strict_local_minima(-y).numpy()
+            ax.plot(x[minima], y.numpy()[minima], "o", ms=3, color=line.get_color())
+        ax.axvline(0, color="k", lw=0.6, ls=":")
+        ax.set_title(f"{item.formula} ({item.family})", fontsize=8)
+        ax.set(xlabel=xlabel, ylabel=f"{SIMILARITY_LABELS[channel]} similarity")
+        ax.legend(fontsize=6, loc="upper left")
+    for ax in axes.flat[len(names) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def similarity_slices(landscape, losses=None):
+    """One slice, one heat map per similarity channel, each titled with the roughness of its loss."""
+    import matplotlib.pyplot as plt
+
+    from ..vocabulary import LOSS_NAMES, SIMILARITY_LABELS
+
+    sl = landscape.grid
+    losses = list(losses or sl.channels or LOSS_NAMES)
+    fig, axes = plt.subplots(1, len(losses), figsize=(3.25 * len(losses), 3.4), sharey=True, squeeze=False)
+    for ax, loss in zip(axes[0], losses, strict=True):
+        values = sl.channel(loss)
+        mesh = draw_slice(ax, sl, values)
+        fig.colorbar(mesh, ax=ax, label=f"{SIMILARITY_LABELS[loss]} similarity")
+        ax.set_title(f"{SIMILARITY_LABELS[loss]}: {_roughness_text(sl, values)}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def energy_slices_figure(landscapes: dict, truths, *, title: str = "", ncol: int = 3):
+    """SI Fig. S5: CHGNet energy slices, one panel per case, with the ground truth, the relaxed lattice and the minimum.
+
+    Parameters
+    ----------
+    landscapes
+        ``{(structure, p1, p2): (energy_slice, cosine_slice)}`` (:func:`xrdnb.relax_sweep.energy_landscapes`).
+    truths
+        relaxed ground truths (:func:`xrdnb.relax_sweep.load_truths`: ``structure``, ``relaxed_<p>``).
+    title
+        the figure's title.
+    ncol
+        panels per row at most.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        energies in meV/atom above each slice's minimum, on a power-0.3 colour scale (the energy
+        rises by orders of magnitude towards the corners).
+    """
+    import matplotlib.colors as mcolors
+    import matplotlib.pyplot as plt
+    import torch
+
+    ncol = min(ncol, len(landscapes))
+    nrow = -(-len(landscapes) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.0 * ncol, 4.2 * nrow), squeeze=False)
+    relaxed = truths.set_index("structure")
+    for ax, ((name, p1, p2), (sl, _)) in zip(axes.flat, landscapes.items(), strict=False):
+        energy = torch.nan_to_num(sl.values, nan=float("inf"))
+        mesh = draw_slice(
+            ax,
+            sl,
+            1e3 * (sl.values - energy.min()),
+            cmap="magma_r",
+            norm=mcolors.PowerNorm(0.3, vmin=0),
+            truth_colour="cyan",
+        )
+        fig.colorbar(mesh, ax=ax, label="CHGNet energy − slice minimum (meV/atom)")
+        mi, mj = divmod(int(energy.argmin()), energy.shape[1])
+        ax.plot(relaxed.loc[name, f"relaxed_{p1}"], relaxed.loc[name, f"relaxed_{p2}"], "x", color="lime", ms=10, mew=2,
+                label="CHGNet-relaxed lattice")  # fmt: skip
+        ax.plot(float(sl.x[mi]), float(sl.y[mj]), "o", ms=6, mfc="none", mec="white", mew=1.5, label="slice minimum")
+        ax.set_title(f"{name} {p1}–{p2}", fontsize=8)
+        ax.legend(fontsize=6, loc="upper right", framealpha=0.7)
+    for ax in axes.flat[len(landscapes) :]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
