@@ -257,8 +257,7 @@ def _run_relax(args) -> int:
         for cell in [*spec.truth_cells(), *cells]:
             print(f"{'done' if rs.is_finished(results, cell) else 'todo'}  {cell.cell_id}")
         return 0
-    start_method = "fork" if device == "cpu" and "fork" in multiprocessing.get_all_start_methods() else None
-    try:
+    try:  # workers start from the default forkserver: plain forks deadlocked after the ground-truth phase's pool
         rows = rs.run_relax_sweep(
             cells,
             results,
@@ -266,7 +265,6 @@ def _run_relax(args) -> int:
             scheduler=args.scheduler,
             progress=not args.quiet,
             device=device,
-            start_method=start_method,
         )
     except OSError as exc:
         return error(str(exc))
