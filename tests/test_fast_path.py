@@ -5,7 +5,7 @@ import torch
 
 from xrdnb import BENCHMARK_NAMES, XRDSettings, crystal_from_structure, load_structure, simulate_pattern
 from xrdnb.pattern import reflections_for
-from xrdnb.profiles import render_dense, render_fast
+from xrdnb.peak_shapes import render_dense, render_fast
 
 
 @pytest.mark.parametrize("name", BENCHMARK_NAMES)
@@ -91,7 +91,7 @@ def test_tail_series_about_reference_width(fwhm_min):
 
 
 def test_tail_terms_adapt_to_width_range():
-    from xrdnb.profiles import tail_terms
+    from xrdnb.peak_shapes import tail_terms
 
     lo, hi = XRDSettings().fwhm_range()
     adaptive = tail_terms(2.0, 0.75, h_sq_range=((lo / 2) ** 2, (hi / 2) ** 2), fwhm_max=hi)
@@ -105,7 +105,7 @@ def test_near_field_matches_autograd_of_the_plain_expression():
     ``I [η G + (1−η) L φ]`` written out, to rounding, in float64."""
     import math
 
-    from xrdnb.profiles import _NearField, _taper
+    from xrdnb.peak_shapes import _NearField, _taper
 
     torch.manual_seed(1)
     n, half, step, eta, n_points, rows = 50, 93, 0.01, 0.1, 2000, 3
@@ -146,7 +146,7 @@ def test_near_field_matches_autograd_of_the_plain_expression():
 def test_tail_convolution_matches_autograd_of_the_fft_expression():
     """The linear tail operator, its hand-written adjoint and the adjoint's own derivative
     (forward-mode products) equal autograd through scatter + rfft + irfft, in float64."""
-    from xrdnb.profiles import _TailConvolution
+    from xrdnb.peak_shapes import _TailConvolution
 
     torch.manual_seed(2)
     n_terms, batch, n_fft, offset, n_points, n_sticks = 3, 2, 96, 2, 80, 20

@@ -50,7 +50,7 @@ def test_pattern_shape_grid_and_normalisation():
 
 
 def test_pseudo_voigt_height_and_halfwidth():
-    from xrdnb.profiles import caglioti_fwhm, pseudo_voigt
+    from xrdnb.peak_shapes import caglioti_fwhm, pseudo_voigt
 
     h = caglioti_fwhm(torch.tensor(40.0, dtype=torch.float64), 0.1, 0.01, 0.1)
     tan = torch.tan(torch.deg2rad(torch.tensor(20.0, dtype=torch.float64)))

@@ -4,7 +4,7 @@ The package follows the data flow of the study, one module per stage:
 
 ``structures`` (CIF / pymatgen in) → ``crystal`` (batched tensors) → ``lattice`` and
 ``reflections`` (geometry) → ``scattering`` (form and structure factors, LP) →
-``profiles`` (pseudo-Voigt rendering) → ``pattern`` (the whole SI §1.2 pipeline) →
+``peak_shapes`` (Caglioti widths, pseudo-Voigt rendering) → ``pattern`` (the whole SI §1.2 pipeline) →
 ``peaks`` (pymatgen-style peak lists); then the study: ``symmetry`` (crystal-family
 projectors) and ``distortions`` → ``losses`` → ``optimize`` (batched gradient descent) →
 ``evaluate`` (StructureMatcher, AMD, similarities) → ``sweep`` (resumable grids).
@@ -18,8 +18,8 @@ from . import evaluate as evaluate
 from . import lattice as lattice
 from . import losses as losses
 from . import optimize as optimize
+from . import peak_shapes as peak_shapes
 from . import peaks as peaks
-from . import profiles as profiles
 from . import reflections as reflections
 from . import scattering as scattering
 from . import sweep as sweep

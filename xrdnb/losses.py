@@ -66,7 +66,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from .profiles import _fft_size
+from .peak_shapes import _fft_size
 from .vocabulary import LOSS_NAMES
 
 __all__ = [

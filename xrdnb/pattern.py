@@ -23,7 +23,7 @@ import torch
 
 from .crystal import Crystal
 from .lattice import is_valid_lattice
-from .profiles import caglioti_fwhm, render_dense, render_fast, window_half_width
+from .peak_shapes import caglioti_fwhm, render_dense, render_fast, window_half_width
 from .reflections import MAX_REFLECTIONS, ReflectionSet, enumerate_reflections, g_max_for, g_squared
 from .scattering import (
     atomic_form_factors,

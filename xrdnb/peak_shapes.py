@@ -1,4 +1,4 @@
-r"""Peak profiles: Caglioti widths and pseudo-Voigt peaks rendered on a 2θ grid.
+r"""Peak shapes: Caglioti widths and pseudo-Voigt peaks rendered on a 2θ grid.
 
 Following SI §1.2 literally, every reflection at :math:`2\theta_0` contributes
 :math:`I\,pV(x)` with unit-height components and the same FWHM ``H`` for both:
