@@ -1,4 +1,6 @@
 import csv
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -7,6 +9,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 MP20_CSV = ROOT / "data" / "mp20-subset.csv"
+XRDNB = [sys.executable, "-m", "xrdnb.cli"]
+"""The command line, run as a module of the interpreter that runs the tests."""
+
+
+def run_xrdnb(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """``xrdnb ARGS...`` in a subprocess, output captured as text (``kwargs`` go to :func:`subprocess.run`)."""
+    return subprocess.run([*XRDNB, *args], capture_output=True, text=True, **kwargs)
 
 
 def mp20_rows(every: int = 1):

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+from conftest import run_xrdnb
 from pymatgen.core import Lattice, Structure
 
 import xrdnb
@@ -209,24 +210,8 @@ def test_nan_lattice_cif_is_refused_before_spglib(tmp_path):
     path.write_text(BPO4.replace("_cell_length_a   4.42793599", "_cell_length_a   nan"))
     with pytest.raises(StructureError, match="nanlattice.cif: lattice parameters .* are not all finite"):
         load_structure(path)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xrdnb.cli",
-            "sweep",
-            "--profile",
-            "smoke",
-            "--structures",
-            str(path),
-            "U2Ti",
-            "--results",
-            str(tmp_path / "r"),
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    results = str(tmp_path / "r")
+    out = run_xrdnb("sweep", "--profile", "smoke", "--structures", str(path), "U2Ti", "--results", results, "--quiet")
     assert out.returncode == 2 and "not all finite" in out.stderr and "Traceback" not in out.stderr
 
 

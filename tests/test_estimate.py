@@ -1,11 +1,10 @@
 """xrdnb.estimate and xrdnb sweep --estimate: the plan of a sweep before it runs."""
 
-import subprocess
-import sys
 from dataclasses import replace
 
 import pandas as pd
 import pytest
+from conftest import run_xrdnb
 
 from xrdnb import estimate as est
 from xrdnb import sweep as sw
@@ -77,24 +76,7 @@ def test_estimate_of_a_small_sweep_matches_its_budget():
 
 
 def test_cli_estimate_prints_the_plan_and_runs_nothing(tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xrdnb.cli",
-            "sweep",
-            "--profile",
-            "smoke",
-            "--structures",
-            "U2Ti",
-            "--results",
-            str(tmp_path),
-            "--estimate",
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    args = ["--structures", "U2Ti", "--results", str(tmp_path), "--estimate", "--quiet"]
+    out = run_xrdnb("sweep", "--profile", "smoke", *args, check=True)
     assert "wall h" in out.stdout and "lattice" in out.stdout and "coordinates" in out.stdout
     assert not list(tmp_path.glob("cells/*.csv"))

@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from conftest import XRDNB
 
 from xrdnb.workers import run_tasks
 
@@ -61,22 +62,9 @@ def test_workers_do_not_outlive_a_killed_sweep(tmp_path):
     """kill -9 of `xrdnb sweep` ends its worker processes too (nothing runs on unattended)."""
     import signal
     import subprocess
-    import sys
     import time
 
-    cmd = [
-        sys.executable,
-        "-m",
-        "xrdnb.cli",
-        "sweep",
-        "--profile",
-        "smoke",
-        "--workers",
-        "2",
-        "--results",
-        str(tmp_path),
-        "--quiet",
-    ]
+    cmd = [*XRDNB, "sweep", "--profile", "smoke", "--workers", "2", "--results", str(tmp_path), "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     children = []
