@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ pytest.importorskip("chgnet")
 pytest.importorskip("ase")
 
 from xrdnb import relax_sweep as rs  # noqa: E402
+from xrdnb import relax_tables as rt  # noqa: E402
 from xrdnb import sweep as sw  # noqa: E402
 
 SMOKE = rs.PROFILES["smoke"]
@@ -151,17 +151,17 @@ def test_failure_kinds_and_diagnosis_on_synthetic_rows():
         relaxed_match=[True, True, True, False, False],
         converged=[True, True, True, False, True],
     )
-    kinds = rs.failure_kinds(rows)
+    kinds = rt.failure_kinds(rows)
     assert kinds.tolist() == ["", "lower minimum", "flat surface", "other basin", "positions differ"]
-    text = rs.diagnose(rows)
+    text = rt.diagnose(rows)
     assert text.startswith("lower minimum ×1 (ΔE -5.0 meV/atom)")
     assert "flat surface ×1" in text and "4.0 % off" in text and "other basin ×1 (ΔE up to +80" in text
     assert "positions differ ×1" in text and text.endswith("1 not converged in 500 steps")
-    assert rs.diagnose(rows.iloc[:1]) == ""
+    assert rt.diagnose(rows.iloc[:1]) == ""
     # coordinate noise: the lattice does not count, a match is recovered
     coords = synthetic(noise_type="coordinates", relaxed_max_length_error_rel=[0.5, 0.5], relaxed_match=[True, False])
-    assert rs.failure_kinds(coords).tolist() == ["", "flat surface"]
-    table = rs.diagnosis_table(pd.concat([rows, rows.assign(structure="Y", energy_above_relaxed_truth=0.0)]))
+    assert rt.failure_kinds(coords).tolist() == ["", "flat surface"]
+    table = rt.diagnosis_table(pd.concat([rows, rows.assign(structure="Y", energy_above_relaxed_truth=0.0)]))
     assert table.structure.tolist() == ["X", "Y"] and table.recovered.iloc[0] == pytest.approx(0.2)
 
 
@@ -173,14 +173,14 @@ def test_tables_on_synthetic_rows():
         {"structure": "X", "noise_type": "lattice", "noise_level": 0.1, "run": ["cosine", "cosine + constraints"],
          "match": [False, True]}
     )  # fmt: skip
-    rates = rs.match_rate_table(relax_rows, gd)
+    rates = rt.match_rate_table(relax_rows, gd)
     assert list(rates.columns) == [
         "copies", "start (distorted)", "XRD GD: cosine", "XRD GD: cosine + constraints", "CHGNet: match",
         "CHGNet: recovered",
     ]  # fmt: skip
     assert rates.iloc[0]["CHGNet: match"] == 100 and rates.iloc[0]["XRD GD: cosine"] == 0
     truths = pd.DataFrame({"structure": ["X"], "space_group": ["P6/mmm"]})
-    constrained = rs.constrained_table(relax_rows, truths, gd)
+    constrained = rt.constrained_table(relax_rows, truths, gd)
     row = constrained.iloc[0]
     assert row["free: recovered"] == 1 and row["constrained: recovered"] == 0
     assert row["space group"] == "P1 (ground truth P6/mmm)" and row["XRD GD + constraints: match"] == 1
@@ -196,14 +196,3 @@ def test_lattice_errors_separate_lengths_and_angles():
     assert length == pytest.approx(0.01) and angle == pytest.approx(1.0)
     assert lattice_errors(Lattice.cubic(9.0), ref) == (np.inf, np.inf)
 
-
-def test_doctests():
-    result = doctest.testmod(rs, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted > 0
-
-
-def test_store_doctests():
-    from xrdnb import store
-
-    result = doctest.testmod(store, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted > 0

@@ -165,7 +165,7 @@ def energy_slices_figure(landscapes: dict, truths, *, title: str = "", ncol: int
     Parameters
     ----------
     landscapes
-        ``{(structure, p1, p2): (energy_slice, cosine_slice)}`` (:func:`xrdnb.relax_sweep.energy_landscapes`).
+        ``{(structure, p1, p2): (energy_slice, cosine_slice)}`` (:func:`xrdnb.relax_tables.energy_landscapes`).
     truths
         relaxed ground truths (:func:`xrdnb.relax_sweep.load_truths`: ``structure``, ``relaxed_<p>``).
     title
