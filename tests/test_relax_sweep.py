@@ -195,4 +195,3 @@ def test_lattice_errors_separate_lengths_and_angles():
     length, angle = lattice_errors(Lattice.from_parameters(4.04, 4.0, 3.0, 90, 90, 121), ref)
     assert length == pytest.approx(0.01) and angle == pytest.approx(1.0)
     assert lattice_errors(Lattice.cubic(9.0), ref) == (np.inf, np.inf)
-

@@ -68,6 +68,7 @@ def _workers(text: str) -> int | str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``xrdnb`` command line: ``peaks``, ``pattern``, ``sweep`` and ``relax``."""
     parser = argparse.ArgumentParser(
         prog="xrdnb", description="Differentiable powder XRD (Segal et al. 2026, SI §1.2)."
     )
@@ -132,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--estimate",
         action="store_true",
-        help="print the plan (cells, copies, expected steps, measured cost per copy-step, wall time for --workers) and run nothing",
+        help="print the plan (cells, copies, expected steps, measured cost per copy-step, wall time for --workers) "
+        "and run nothing",
     )
     sweep.add_argument("--quiet", action="store_true", help="no progress bars")
     sweep.set_defaults(run=None)
@@ -254,7 +256,8 @@ def _run_relax(args) -> int:
     results = args.results or Path("results") / args.profile
     cells = spec.cells()
     if args.list:
-        for cell in [*spec.truth_cells(), *cells]:
+        listed: list[rs.RelaxCell | rs.TruthCell] = [*spec.truth_cells(), *cells]
+        for cell in listed:
             print(f"{'done' if rs.is_finished(results, cell) else 'todo'}  {cell.cell_id}")
         return 0
     try:  # workers start from the default forkserver: plain forks deadlocked after the ground-truth phase's pool
@@ -286,7 +289,8 @@ def _print_estimate(cells, results, args) -> int:
     pending = [c for c in cells if not sw.is_finished(results, c)]
     workers = max(1, resolve_workers(args.workers, len(pending)))
     print(
-        f"{len(cells)} cells, {len(cells) - len(pending)} done; estimating the {len(pending)} to run on {workers} worker(s)"
+        f"{len(cells)} cells, {len(cells) - len(pending)} done; "
+        f"estimating the {len(pending)} to run on {workers} worker(s)"
     )
     if not pending:
         return 0
@@ -353,6 +357,7 @@ def _run_pattern(args, source: str) -> None:
 
 
 def main(argv=None) -> int:
+    """Run ``xrdnb ARGV...``; returns the exit status (0, or 2 for bad input, with one line per problem)."""
     from .structures import StructureError
 
     parser = build_parser()
@@ -385,7 +390,8 @@ def main(argv=None) -> int:
 
 def _unique_labels(sources) -> dict[str, str]:
     """Output stems per input: the file stem, with ``-2``, ``-3``, ... for later inputs of the same stem."""
-    labels, seen = {}, {}
+    labels: dict[str, str] = {}
+    seen: dict[str, int] = {}
     for source in sources:
         stem = Path(source).stem
         seen[stem] = seen.get(stem, 0) + 1

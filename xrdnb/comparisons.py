@@ -18,8 +18,8 @@ import torch
 from .crystal import Crystal, crystal_from_structure
 from .lattice import cell_volume, lattice_matrix, metric_tensor, reciprocal_metric_tensor
 from .pattern import DEFAULT_SETTINGS, Method, XRDSettings, compute_reflections, reflections_for, simulate_pattern
-from .peaks import peak_table
 from .peak_shapes import gaussian, lorentzian, pseudo_voigt
+from .peaks import peak_table
 from .reflections import enumerate_reflections
 from .structures import crystal_family, load_structure
 from .vocabulary import LATTICE_NAMES, LATTICE_SYMBOLS

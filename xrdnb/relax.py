@@ -33,9 +33,13 @@ import io
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from pymatgen.core import Structure
 
 from .crystal import Crystal
 from .device import resolve_device
@@ -126,7 +130,7 @@ class Relaxation:
         relaxation (spglib's, at ``symprec``); None without one.
     """
 
-    structure: object
+    structure: Structure
     energies: np.ndarray
     steps: int
     converged: bool
@@ -229,7 +233,7 @@ def relax(
         dataset = check_symmetry(atoms, symprec)
         space_group = getattr(dataset, "international", None) or dataset["international"]  # spglib >= 2.5: attributes
         atoms.set_constraint(FixSymmetry(atoms, symprec=symprec))
-    target = FrechetCellFilter(atoms) if relax_cell else atoms
+    target: Any = FrechetCellFilter(atoms) if relax_cell else atoms  # BFGS takes either (ASE's filters act as Atoms)
     n_atoms = len(atoms)
     energies: list[float] = []
     with warnings.catch_warnings(), _one_blas_thread():
@@ -292,7 +296,7 @@ def relax_many(
     from .workers import run_tasks
 
     structures = list(structures)
-    kwargs = dict(relax_cell=relax_cell, fmax=fmax, max_steps=max_steps, device=device, symprec=symprec)
+    kwargs: dict[str, Any] = dict(relax_cell=relax_cell, fmax=fmax, max_steps=max_steps, device=device, symprec=symprec)
     if workers and len(structures) > 1:
         if resolve_device(device) != "cpu":
             raise ValueError("workers > 0 runs on CPU processes; use workers=0 with a GPU")

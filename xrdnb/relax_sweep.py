@@ -39,6 +39,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -203,7 +204,9 @@ class RelaxSpec:
 
     def cells(self) -> list[RelaxCell]:
         """Expand the grid, in a fixed order (structure, noise type, level, free then constrained, seed)."""
-        common = dict(n_copies=self.n_copies, fmax=self.fmax, max_steps=self.max_steps, symprec=self.symprec)
+        common: dict[str, Any] = dict(
+            n_copies=self.n_copies, fmax=self.fmax, max_steps=self.max_steps, symprec=self.symprec
+        )
         out = []
         for structure in self.structures:
             runs = [("lattice", x, False) for x in self.lattice_levels]
@@ -226,11 +229,14 @@ class RelaxSpec:
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"unknown relax settings {sorted(unknown)}; valid: {sorted(names)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
 
     def with_overrides(self, **overrides) -> RelaxSpec:
         """A copy with some fields replaced (None values ignored, lists become tuples)."""
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None
+        }
         return replace(self, **values)
 
 
@@ -439,7 +445,9 @@ def run_relax_cell(cell: RelaxCell, reference, reference_energy: float, device: 
     started = time.perf_counter()
     family, truth, start = starting_copies(cell)
     starts = start.to_structures()
-    settings = dict(relax_cell=relax_cell_for(cell.noise_type), fmax=cell.fmax, max_steps=cell.max_steps)
+    settings: dict[str, Any] = dict(
+        relax_cell=relax_cell_for(cell.noise_type), fmax=cell.fmax, max_steps=cell.max_steps
+    )
     with _one_thread():
         model = load_model(device)
         results = [
@@ -616,11 +624,11 @@ def run_relax_sweep(
             bad[name] = str(exc).splitlines()[0]
     good = [c for c in cell_list if c.structure not in bad]
     truths = list(dict.fromkeys(c if isinstance(c, TruthCell) else c.truth_cell() for c in good))
-    good = [c for c in good if isinstance(c, RelaxCell)]
+    copies: list[RelaxCell] = [c for c in good if isinstance(c, RelaxCell)]
     store.check_writable(results / "relax" / "truth")
     pending_truths = [t for t in truths if not is_finished(results, t)]
-    pending = [c for c in good if not is_finished(results, c)]
-    total = len(truths) + len(good)
+    pending = [c for c in copies if not is_finished(results, c)]
+    total = len(truths) + len(copies)
     bar = tqdm(total=total, initial=total - len(pending_truths) - len(pending), desc="cells", disable=not progress)
     errors: dict[str, str] = {}
     n_workers = resolve_workers(workers, len(pending)) if device == "cpu" else 0

@@ -8,6 +8,7 @@ gradient-descent rows of :func:`xrdnb.runs.run_study` where a table sets both si
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -263,7 +264,7 @@ def energy_landscapes(
     from .relax import energy_fn
     from .structures import load_structure
 
-    span = dict(n=n, length_span=length_span, angle_span=angle_span)
+    span: dict[str, Any] = dict(n=n, length_span=length_span, angle_span=angle_span)
     energy = energy_fn(device=device, batch_size=batch_size)
     out = {}
     for name, p1, p2 in cases:

@@ -31,10 +31,11 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -194,16 +195,19 @@ class SweepSpec:
             if self.selection_seed in self.seeds:
                 raise ValueError(f"sweep setting selection_seed {self.selection_seed} is also an evaluated seed")
 
-    def selection_spec(self) -> "SweepSpec | None":
-        """The cells that choose the learning rates (:func:`xrdnb.selection.select`, rule 3): this grid at
-        ``selection_seed`` instead of ``seeds``; None when no selection seed is set or every run has one rate."""
+    def selection_spec(self) -> SweepSpec | None:
+        """The grid whose copies choose the learning rates (:func:`xrdnb.selection.select`, rule 3).
+
+        This grid at ``selection_seed`` instead of ``seeds``; None when no selection seed is set or
+        every run has one rate.
+        """
         if self.selection_seed is None or (len(self.lattice_lrs) <= 1 and len(self.coordinate_lrs) <= 1):
             return None
         return replace(self, seeds=(self.selection_seed,), selection_seed=None)
 
     def cells(self) -> list[Cell]:
         """Expand the grid, in a fixed order (structure, noise type, level, loss, constrained, lr, seed)."""
-        common = dict(
+        common: dict[str, Any] = dict(
             n_copies=self.n_copies,
             max_steps=self.max_steps,
             patience=self.patience,
@@ -240,13 +244,13 @@ class SweepSpec:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SweepSpec":
+    def from_dict(cls, data: dict) -> SweepSpec:
         """Build from a mapping (e.g. a YAML or JSON config); unknown keys are an error."""
         names = {f.name for f in fields(cls)}
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"unknown sweep settings {sorted(unknown)}; valid: {sorted(names)}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**values)  # __post_init__ checks types and values (a bare string is not a list)
 
 
@@ -440,9 +444,7 @@ def batch_groups(cells: Sequence[Cell], max_copies: int = 4096) -> list[list[Cel
     return order
 
 
-def run_cells_batched(
-    cells: Sequence[Cell], *, units: str | None = None, device: str = "cpu", progress: bool = False
-):
+def run_cells_batched(cells: Sequence[Cell], *, units: str | None = None, device: str = "cpu", progress: bool = False):
     """Run cells of one structure and noise type as one batched gradient descent; ``[(rows, trajectories)]``.
 
     The rows are those of :func:`run_cell` for each cell (the batched engine computes
@@ -458,14 +460,17 @@ def run_cells_batched(
         raise ValueError("a batch of cells needs one structure, noise type and dtype (see batch_groups)")
     started = time.perf_counter()
     with _one_thread():
-        prepared = [_start(cell, units, device) for cell in cells]
+        prepared = [_start(cell, units or cell.units, device) for cell in cells]
         results = run_batched_gradient_descent(
             [p[2].to(dtype=p[4].dtype, device=device) for p in prepared],
             [p[4] for p in prepared],
             [p[3] for p in prepared],
             progress=f"{len(cells)} cells" if progress else False,
         )
-        out = [_cell_rows(cell, p[0], p[1], p[2], result, device) for cell, p, result in zip(cells, prepared, results)]
+        out = [
+            _cell_rows(cell, p[0], p[1], p[2], result, device)
+            for cell, p, result in zip(cells, prepared, results, strict=True)
+        ]
     share = (time.perf_counter() - started) / len(cells)
     for rows, _ in out:
         rows["seconds"] = share
@@ -525,8 +530,11 @@ WORKER_PRELOAD = (
 
 
 def check_sweep(cells: Sequence[Cell], results: str | os.PathLike) -> None:
-    """Refuse a sweep before any cell runs: every structure must load (ValueError naming it) and
-    ``<results>/cells`` must be writable (OSError naming it)."""
+    """Refuse a sweep before any cell runs.
+
+    Every structure must load (ValueError naming it) and ``<results>/cells`` must be writable
+    (OSError naming it).
+    """
     from .structures import load_structure
 
     for name in dict.fromkeys(c.structure for c in cells):
@@ -624,12 +632,21 @@ def run_sweep(
         batch_copies = 4096 if device.startswith("cuda") else 128
     try:
         if batch_cells:
+
+            def group_finished(task, outputs) -> None:
+                for cell, output in zip(task[0], outputs, strict=True):
+                    finished((cell,), output)
+
+            def group_failed(task, exc) -> None:
+                for cell in task[0]:
+                    failed((cell,), exc)
+
             groups = batch_groups(pending, max_copies=batch_copies)
             run_tasks(
                 _run_batch_in_worker,
                 [(tuple(group), device) for group in groups],
-                on_result=lambda task, outputs: [finished((cell,), output) for cell, output in zip(task[0], outputs)],
-                on_error=lambda task, exc: [failed((cell,), exc) for cell in task[0]],
+                on_result=group_finished,
+                on_error=group_failed,
                 workers=resolve_workers(workers, len(groups)) if not device.startswith("cuda") else 0,
                 scheduler=scheduler,
                 preload=WORKER_PRELOAD,
@@ -692,5 +709,5 @@ def load_trajectories(results: str | os.PathLike, cell: Cell) -> dict[str, np.nd
 
 def with_overrides(spec: SweepSpec, **overrides) -> SweepSpec:
     """A copy of ``spec`` with some fields replaced (lists become tuples)."""
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
     return replace(spec, **values)
