@@ -222,3 +222,9 @@ def test_a_copy_that_never_stepped_is_not_valid_nor_a_match():
     rows, _ = run_cell(cell)
     assert list(rows["stop_reason"]) == ["invalid_lattice"] * 2 and list(rows["steps"]) == [0, 0]
     assert not rows["valid"].any() and not rows["match"].any()
+
+
+def test_a_grid_too_fine_to_fit_in_memory_is_refused():
+    with pytest.raises(ValueError, match="grid points; at most 10,000,000"):
+        xrdnb.XRDSettings(two_theta_max=1.0, two_theta_step=1.28e-129)
+    assert xrdnb.XRDSettings(two_theta_step=1e-5).n_points == 9_000_000

@@ -67,6 +67,27 @@ def _workers(text: str) -> int | str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _add_grid_options(parser: argparse.ArgumentParser, *, grid: str, spec: str, runs: str, steps: str) -> None:
+    """The options ``xrdnb sweep`` and ``xrdnb relax`` share: which grid, where its results go, where it runs."""
+    parser.add_argument("--profile", default="smoke", help=f"named {grid}: smoke, book or paper (default smoke)")
+    parser.add_argument("--config", type=Path, help=f"YAML or JSON file of {spec} fields (overrides the profile)")
+    parser.add_argument("--results", type=Path, help="results folder (default results/<profile>)")
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default="auto",
+        help="local worker processes, 0 for in-process (default auto: one per core)",
+    )
+    parser.add_argument("--device", default="cpu", help=f"where {runs} runs: cpu, cuda, cuda:N or auto (default cpu)")
+    parser.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    parser.add_argument("--structures", nargs="+", help="override the structures")
+    parser.add_argument("--copies", type=int, dest="n_copies", help="override copies per cell")
+    parser.add_argument("--max-steps", type=int, help=f"override the {steps}")
+    parser.add_argument("--seeds", type=int, nargs="+", help="override the seeds")
+    parser.add_argument("--list", action="store_true", help="list the cells and whether they are done, run nothing")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``xrdnb`` command line: ``peaks``, ``pattern``, ``sweep`` and ``relax``."""
     parser = argparse.ArgumentParser(
@@ -106,60 +127,27 @@ def build_parser() -> argparse.ArgumentParser:
     pattern.set_defaults(run=_run_pattern)
 
     sweep = sub.add_parser("sweep", help="run (or resume) an optimisation sweep; finished cells are skipped")
-    sweep.add_argument("--profile", default="smoke", help="named sweep: smoke, book or paper (default smoke)")
-    sweep.add_argument("--config", type=Path, help="YAML or JSON file of SweepSpec fields (overrides the profile)")
-    sweep.add_argument("--results", type=Path, help="results folder (default results/<profile>)")
-    sweep.add_argument(
-        "--workers",
-        type=_workers,
-        default="auto",
-        help="local worker processes, 0 for in-process (default auto: one per core)",
-    )
-    sweep.add_argument(
-        "--device", default="cpu", help="where gradient descent runs: cpu, cuda, cuda:N or auto (default cpu)"
-    )
-    sweep.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    _add_grid_options(sweep, grid="sweep", spec="SweepSpec", runs="gradient descent", steps="step budget")
     sweep.add_argument(
         "--batch-cells",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="advance the cells of a structure and noise type as one batch (default: on with CUDA, off on the CPU)",
     )
-    sweep.add_argument("--structures", nargs="+", help="override the structures")
-    sweep.add_argument("--copies", type=int, dest="n_copies", help="override copies per cell")
-    sweep.add_argument("--max-steps", type=int, help="override the step budget")
-    sweep.add_argument("--seeds", type=int, nargs="+", help="override the seeds")
-    sweep.add_argument("--list", action="store_true", help="list the cells and whether they are done, run nothing")
     sweep.add_argument(
         "--estimate",
         action="store_true",
         help="print the plan (cells, copies, expected steps, measured cost per copy-step, wall time for --workers) "
         "and run nothing",
     )
-    sweep.add_argument("--quiet", action="store_true", help="no progress bars")
     sweep.set_defaults(run=None)
 
     relax = sub.add_parser(
         "relax",
         help="run (or resume) the CHGNet relaxations of the sweep's distorted copies; finished cells are skipped",
     )
-    relax.add_argument("results", nargs="?", type=Path, help="results folder (default results/<profile>)")
-    relax.add_argument("--profile", default="smoke", help="named grid: smoke, book or paper (default smoke)")
-    relax.add_argument("--config", type=Path, help="YAML or JSON file of RelaxSpec fields (overrides the profile)")
-    relax.add_argument(
-        "--workers",
-        type=_workers,
-        default="auto",
-        help="local worker processes, 0 for in-process (default auto: one per core)",
-    )
-    relax.add_argument("--device", default="cpu", help="where CHGNet runs: cpu, cuda, cuda:N or auto (default cpu)")
-    relax.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
-    relax.add_argument("--structures", nargs="+", help="override the structures")
-    relax.add_argument("--copies", type=int, dest="n_copies", help="override copies per cell")
-    relax.add_argument("--max-steps", type=int, help="override the BFGS step limit")
-    relax.add_argument("--seeds", type=int, nargs="+", help="override the seeds")
-    relax.add_argument("--list", action="store_true", help="list the cells and whether they are done, run nothing")
-    relax.add_argument("--quiet", action="store_true", help="no progress bar")
+    relax.add_argument("folder", nargs="?", type=Path, help="results folder (the same as --results)")
+    _add_grid_options(relax, grid="grid", spec="RelaxSpec", runs="CHGNet", steps="BFGS step limit")
     return parser
 
 
@@ -253,7 +241,7 @@ def _run_relax(args) -> int:
         device = resolve_device(args.device)
     except (ValueError, TypeError) as exc:
         return error(f"{args.config}: {exc}" if args.config else str(exc))
-    results = args.results or Path("results") / args.profile
+    results = args.results or args.folder or Path("results") / args.profile
     cells = spec.cells()
     if args.list:
         listed: list[rs.RelaxCell | rs.TruthCell] = [*spec.truth_cells(), *cells]

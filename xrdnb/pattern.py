@@ -33,7 +33,15 @@ from .scattering import (
     phase_sums,
 )
 
-__all__ = ["XRDSettings", "Reflections", "reflections_for", "compute_reflections", "render_pattern", "simulate_pattern"]
+__all__ = [
+    "MAX_GRID_POINTS",
+    "XRDSettings",
+    "Reflections",
+    "reflections_for",
+    "compute_reflections",
+    "render_pattern",
+    "simulate_pattern",
+]
 
 Method = Literal["auto", "dense", "fast"]
 
@@ -43,6 +51,10 @@ def _fwhm_range(two_theta_min: float, two_theta_max: float, U: float, V: float, 
     tan = torch.tan(torch.deg2rad(torch.linspace(two_theta_min, two_theta_max, 2001, dtype=torch.float64)) / 2)
     h2 = U * tan * tan + V * tan + W
     return float(torch.sqrt(h2.min().clamp_min(0))), float(torch.sqrt(h2.max().clamp_min(0)))
+
+
+MAX_GRID_POINTS = 10_000_000
+"""Most 2θ points a pattern may have (the SI's grid has 9,000; 1e7 float64 points are 80 MB per copy)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,12 @@ class XRDSettings:
             )
         if not (self.two_theta_step > 0):
             raise ValueError(f"two_theta_step must be positive, got {self.two_theta_step}")
+        points = (self.two_theta_max - self.two_theta_min) / self.two_theta_step
+        if not points <= MAX_GRID_POINTS:
+            raise ValueError(
+                f"two_theta_step {self.two_theta_step:g} gives {points:.3g} grid points; at most {MAX_GRID_POINTS:,} "
+                "(a pattern that would not fit in memory)"
+            )
         if not (0.0 <= self.eta <= 1.0):
             raise ValueError(f"eta must be in [0, 1], got {self.eta}")
         if self.method not in ("auto", "dense", "fast"):
