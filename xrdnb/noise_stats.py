@@ -22,7 +22,7 @@ from .losses import all_similarities
 from .pattern import DEFAULT_SETTINGS, XRDSettings, simulate_pattern
 from .structures import benchmark_table, crystal_family
 from .symmetry import free_parameters, is_in_family, project_lattice
-from .vocabulary import LATTICE_NAMES, LATTICE_SYMBOLS
+from .vocabulary import LATTICE_LABELS, LATTICE_NAMES, LATTICE_SYMBOLS
 
 __all__ = [
     "PARAMETERS",
@@ -68,7 +68,7 @@ def benchmark_gallery(structures: dict) -> pd.DataFrame:
                 "crystal system": SpacegroupAnalyzer(s, symprec=0.1).get_crystal_system(),
                 "family of 𝒫": crystal_family(s),
                 "sites": len(s),
-                **dict(zip(["a (Å)", "b (Å)", "c (Å)", "α (°)", "β (°)", "γ (°)"], lat.parameters, strict=True)),
+                **dict(zip([LATTICE_LABELS[n] for n in LATTICE_NAMES], lat.parameters, strict=True)),
                 "V (Å³)": s.volume,
                 "source": "named in the SI" if name in SI_NAMED else "chosen here",
             }

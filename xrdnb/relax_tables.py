@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .vocabulary import NOISE_TYPES
+from .vocabulary import NOISE_TYPES, RUN_LABELS
 
 __all__ = [
     "FAILURE_KINDS",
@@ -174,7 +174,6 @@ def match_rate_table(relax_rows: pd.DataFrame, gd_rows: pd.DataFrame | None = No
     and ``CHGNet: recovered`` (:func:`xrdnb.selection.recovered` against the relaxed ground truth).
     """
     from .selection import recovered
-    from .vocabulary import RUN_LABELS
 
     key = ["noise_type", "noise_level"]
     free = relax_rows[~relax_rows["constrained"].astype(bool)]
@@ -217,7 +216,7 @@ def constrained_table(
                 (gd_rows["structure"] == name)
                 & np.isclose(gd_rows["noise_level"], level)
                 & (gd_rows["noise_type"] == "lattice")
-                & (gd_rows["run"] == "cosine + constraints")
+                & (gd_rows["run"] == RUN_LABELS[("cosine", True)])
             ]
         groups_seen = ", ".join(sorted(set(group["space_group"].astype(str))))
         truth_group = kept.get(name, "")
