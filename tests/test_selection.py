@@ -181,6 +181,14 @@ def test_at_the_paper_profile_every_chapter_analyses_the_same_runs(tmp_path):
     assert {lr for (noise_type, *_), lr in full.items() if noise_type == "coordinates"} == {1e-4}
 
 
+def test_the_paper_profile_computes_its_selection_cells_too():
+    paper, book = PROFILES["paper"], PROFILES["book"]
+    selection = paper.selection_spec().cells()
+    assert len(selection) == len(paper.cells()) and {c.seed for c in selection} == {paper.selection_seed}
+    assert paper.all_cells() == paper.cells() + selection
+    assert book.selection_spec() is None and book.all_cells() == book.cells()
+
+
 def test_a_study_refuses_to_choose_on_incomplete_selection_cells(tmp_path):
     spec = with_overrides(PROFILES["paper"], structures=("U2Ti",), n_copies=2)
     _write_synthetic(tmp_path, spec.cells() + spec.selection_spec().cells()[:-1], np.random.default_rng(1))

@@ -184,7 +184,7 @@ def _run_sweep(args) -> int:
     except ValueError as exc:
         print(f"xrdnb sweep: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    cells = spec.cells()
+    cells = spec.all_cells()  # with the learning-rate selection cells of a profile that has them
     if args.list:
         for cell in cells:
             done = "done" if sw.is_finished(results, cell) else "todo"

@@ -243,6 +243,15 @@ class SweepSpec:
                                     )
         return out
 
+    def all_cells(self) -> list[Cell]:
+        """What the profile needs computed: :meth:`cells`, then its learning-rate selection cells.
+
+        The selection cells (:meth:`selection_spec`) exist only where a run has several learning
+        rates. ``xrdnb sweep`` runs, lists and estimates these.
+        """
+        selection = self.selection_spec()
+        return self.cells() + (selection.cells() if selection else [])
+
     @classmethod
     def from_dict(cls, data: dict) -> SweepSpec:
         """Build from a mapping (e.g. a YAML or JSON config); unknown keys are an error."""
