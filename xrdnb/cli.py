@@ -248,7 +248,7 @@ def _run_relax(args) -> int:
         for cell in listed:
             print(f"{'done' if rs.is_finished(results, cell) else 'todo'}  {cell.cell_id}")
         return 0
-    try:  # workers start from the default forkserver: plain forks deadlocked after the ground-truth phase's pool
+    try:  # workers start as fresh interpreters (relax_sweep default): forks deadlocked after the first phase
         rows = rs.run_relax_sweep(
             cells,
             results,

@@ -559,7 +559,10 @@ def _run_claimed(function, tasks, results, *, workers, scheduler, start_method, 
             workers=workers,
             scheduler=scheduler,
             preload=WORKER_PRELOAD,
-            start_method=start_method,
+            # CHGNet workers start as fresh interpreters by default: a forkserver that this process
+            # started earlier (a GD sweep's) or a plain fork of a process that has run torch can
+            # leave them hung or dead in the second phase (seen in the full test run)
+            start_method=start_method or "spawn",
         )
     finally:
         for task in held:
@@ -597,7 +600,7 @@ def run_relax_sweep(
     device
         where CHGNet runs (``"cpu"``, ``"cuda"``, ``"auto"``).
     start_method
-        how local workers start (:func:`xrdnb.workers.run_tasks`).
+        how local workers start (:func:`xrdnb.workers.run_tasks`); default ``"spawn"``.
 
     Raises
     ------
