@@ -58,7 +58,7 @@ def evaluate_claims(
     Parameters
     ----------
     table
-        a 10 × 5 table in the SI layout (:func:`si_layout`, :data:`PAPER_TABLE_S1`, ...).
+        a 10 × 5 table in the SI layout (:func:`~xrdnb.tables.si_layout`, :data:`~xrdnb.tables.PAPER_TABLE_S1`, ...).
     lo, hi
         the CI bounds in the same layout (optional).
 
@@ -150,7 +150,7 @@ def evaluate_claims(
 
 
 STAGE_LABELS = {"final": "ours, end of GD", "start": "ours, start", "paper": "paper's numbers"}
-"""What the claims are checked on: our end structures, our distorted starts, the paper's own tables."""
+"""What the claims are checked on (our end structures, our distorted starts, the paper's own tables)."""
 
 
 def claims_by_stage(

@@ -44,7 +44,7 @@ AGREEMENT_COLOURS = {
     "no paper value": "#ececec",
     "not computed": "#ececec",
 }
-"""Background colour of each :func:`compare_with_paper` status (green, yellow, red, grey, grey)."""
+"""Background colour of each :func:`~xrdnb.tables.compare_with_paper` status (green, yellow, red, grey, grey)."""
 
 TABLE_STYLES = [
     {"selector": "td", "props": "white-space: nowrap; font-size: 0.85em; text-align: center;"},
@@ -92,7 +92,7 @@ def own_table(cells: pd.DataFrame, method: str = "pearson", digits: int = 2) -> 
     Parameters
     ----------
     cells
-        output of :func:`correlation_cells`.
+        output of :func:`~xrdnb.tables.correlation_cells`.
     method
         ``"pearson"`` or ``"spearman"``.
     digits
@@ -121,7 +121,7 @@ def agreement_counts(cells: pd.DataFrame, method: str = "pearson") -> tuple[pd.S
     -------
     (pandas.Series, pandas.DataFrame)
         counts indexed by the statuses of :data:`AGREEMENT_COLOURS` (zeros included), and the
-        rows of :func:`compare_with_paper` with a finite ``ours`` and ``paper``.
+        rows of :func:`~xrdnb.tables.compare_with_paper` with a finite ``ours`` and ``paper``.
     """
     comparison = compare_with_paper(cells, method)
     counts = comparison["status"].value_counts().reindex(list(AGREEMENT_COLOURS), fill_value=0)
@@ -132,7 +132,7 @@ def agreement_counts(cells: pd.DataFrame, method: str = "pearson") -> tuple[pd.S
 def agreement_summary(cells: pd.DataFrame, methods: Sequence[str] = ("pearson", "spearman")) -> pd.DataFrame:
     """How far our tables agree with the paper's, one row per method (:data:`METHOD_LABELS`).
 
-    Columns: cells per status, cells with both values, mean |ours − paper| and the Pearson
+    Columns: cells per status, cells with both values, mean ``|ours − paper|`` and the Pearson
     correlation of ours with the paper's values over those cells.
     """
     out = {}
@@ -191,7 +191,7 @@ def style_table(table: pd.DataFrame, caption: str):
 
 
 def styled_comparison(cells: pd.DataFrame, method: str = "pearson", digits: int = 2, caption: str = ""):
-    """:func:`format_comparison` as a ``Styler``, each cell coloured by its status (:data:`AGREEMENT_COLOURS`)."""
+    """:func:`~xrdnb.tables.format_comparison` as a ``Styler``, cells coloured by status (:data:`AGREEMENT_COLOURS`)."""
     text = readable_index(format_comparison(cells, method, digits))
     status = si_layout(compare_with_paper(cells, method), "status")
     css = status.map(lambda s: f"background-color: {AGREEMENT_COLOURS[s]}").to_numpy()
@@ -201,7 +201,7 @@ def styled_comparison(cells: pd.DataFrame, method: str = "pearson", digits: int 
 def styled_change(cells: dict[str, pd.DataFrame], method: str = "pearson", digits: int = 2, caption: str = ""):
     """End-of-GD minus start correlation of every cell as a ``Styler`` with a red–blue gradient over [−1, 1].
 
-    ``cells`` maps ``"final"`` and ``"start"`` to :func:`correlation_cells` outputs.
+    ``cells`` maps ``"final"`` and ``"start"`` to :func:`~xrdnb.tables.correlation_cells` outputs.
     """
     change = si_layout(cells["final"], method) - si_layout(cells["start"], method)
     styler = style_table(readable_index(change), caption).format(precision=digits, na_rep="–")

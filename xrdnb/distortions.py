@@ -2,7 +2,7 @@ r"""Distorted starting structures: lattice noise and coordinate noise, reproduci
 
 Each function takes copy 0 of a :class:`~xrdnb.crystal.Crystal` (the ground truth) and
 returns a new batch of ``n_copies`` independently distorted copies of it. The noise
-levels of the study are :data:`NOISE_LEVELS`.
+levels of the study are :data:`~xrdnb.vocabulary.NOISE_LEVELS`.
 
 **Lattice noise** (study-facts, a choice that implements the paper's "near-identity
 random 3×3 matrix applied to the lattice"). With :math:`L` the row-vector cell matrix of

@@ -186,7 +186,7 @@ class ExplorerState:
     # ------------------------------------------------------------------ the current point
 
     def current_crystal(self) -> Crystal:
-        """The current point as a one-copy :class:`xrdnb.crystal.Crystal` in :attr:`dtype`."""
+        """The current point as a one-copy :class:`xrdnb.crystal.Crystal` in ``dtype``."""
         dtype, device = self.dtype, self.truth.device
         lattice, coords = self.lattice[None].to(device, dtype), self.frac_coords[None].to(device, dtype)
         return self.truth.with_lattice(lattice).with_frac_coords(coords)
@@ -340,7 +340,7 @@ class ExplorerState:
         """The slice through the ground truth over ``pair`` of ``metric``, computed once and cached.
 
         Returns an :class:`xrdnb.landscape.Slice` with ``values`` ``(n, n)``, ``n`` =
-        :attr:`slice_grid`, ±``length_span`` / ±``angle_span`` around the ground truth; the
+        ``slice_grid``, ±``length_span`` / ±``angle_span`` around the ground truth; the
         other four lattice parameters and the coordinates at the ground truth.
         """
         pair = (str(pair[0]), str(pair[1]))

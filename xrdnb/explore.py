@@ -87,7 +87,7 @@ class Explorer:
         Å; added to the study's levels if it is not among them), seed.
     gd_loss, gd_constrained, gd_steps, gd_lr, gd_mode
         initial gradient-descent controls: loss, crystal-family projector (lattice runs),
-        steps per run, Adam learning rate (``None``: :data:`DEFAULT_LR` of the mode), mode
+        steps per run, Adam learning rate (``None``: :data:`~xrdnb.exploration.DEFAULT_LR` of the mode), mode
         (``None`` follows ``noise_type``).
     slice_pair, slice_grid, slice_metric
         the slice's two lattice parameters, grid points per axis (odd) and similarity.
@@ -369,7 +369,7 @@ class Explorer:
         return True
 
     def load_cif(self, content, name: str = "uploaded.cif") -> bool:
-        """Parse a CIF (``bytes`` or ``str``) and make it the ground truth (:meth:`ExplorerState.load_cif`).
+        """Parse a CIF (``bytes`` or ``str``) and make it the ground truth (:meth:`.ExplorerState.load_cif`).
 
         Returns ``False`` if it is not a usable structure: the error is shown (:attr:`error`)
         and the previous structure stays.
@@ -403,7 +403,7 @@ class Explorer:
             self._render_loss()
 
     def run_gd(self, button=None) -> None:
-        """The "run GD" button: :meth:`ExplorerState.run_gd` with the widgets' mode, loss, constraint, steps and lr.
+        """The "run GD" button: :meth:`.ExplorerState.run_gd` with the widgets' mode, loss, constraint, steps and lr.
 
         Advances the progress bar and redraws the loss curve up to twenty times (at most
         every 0.2 s); the end point becomes the current point and the sliders move to it.

@@ -63,7 +63,7 @@ START = "start (distorted)"
 """Column of the distorted starting structures (what gradient descent has to beat)."""
 
 PROJECTED = "projected start (𝒫, no GD)"
-"""Column of the control: the starting lattices projected onto the crystal family, not optimised."""
+"""Column of the control (the starting lattices projected onto the crystal family, not optimised)."""
 
 START_KEYS = ["structure", "noise_type", "noise_level", "seed", "copy"]
 """The columns that identify a distorted start; all runs of a level share them."""

@@ -63,7 +63,7 @@ __all__ = [
 ]
 
 ROUGHNESS_COLUMNS = ("minima", "basin fraction")
-"""The two roughness numbers of every table: strict local minima of the loss and the basin fraction."""
+"""The two roughness numbers of every table, strict local minima of the loss and the basin fraction."""
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

@@ -484,7 +484,7 @@ def all_similarities(
 
     Returns
     -------
-    Name → ``(B,)`` similarity, in the order of :data:`LOSS_NAMES`.
+    Name → ``(B,)`` similarity, in the order of :data:`~xrdnb.vocabulary.LOSS_NAMES`.
     """
     options = {"cross_correlation": {"half_width": half_width, "step": step}}
     return {name: SIMILARITIES[name](p, q, **options.get(name, {})) for name in LOSS_NAMES}
@@ -498,7 +498,7 @@ def simulator_overrides(loss_name: str) -> dict[str, object]:
     Parameters
     ----------
     loss_name
-        one of :data:`LOSS_NAMES`.
+        one of :data:`~xrdnb.vocabulary.LOSS_NAMES`.
 
     Returns
     -------

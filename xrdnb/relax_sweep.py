@@ -94,7 +94,7 @@ class TruthCell:
 
     @property
     def cell_id(self) -> str:
-        """Stable identifier: the structure's stem plus a hash of every field."""
+        """Stable identifier, the structure's stem plus a hash of every field."""
         return f"{Path(self.structure).stem}_truth_{_digest(self)}"
 
     n_copies = 1  # one row

@@ -140,7 +140,7 @@ def diagnosis_table(rows: pd.DataFrame, by: Sequence[str] = ("structure", "noise
 
 
 def truth_table(truths: pd.DataFrame) -> pd.DataFrame:
-    """How far CHGNet moves each ground truth: one display row per structure (:func:`load_truths` rows)."""
+    """How far CHGNet moves each ground truth, one display row per structure (rows of :func:`.load_truths`)."""
     from .vocabulary import LATTICE_NAMES
 
     def change(row, names, relative):
@@ -279,7 +279,7 @@ def roughness_contrast(landscapes: dict, truths: pd.DataFrame) -> pd.DataFrame:
     """Roughness (:func:`xrdnb.landscape.roughness`) of each energy slice beside its cosine slice.
 
     The energy basin is that of the grid point nearest CHGNet's relaxed lattice (``relaxed_<p>``
-    of :func:`load_truths` rows); the cosine basin that of the ground truth. Columns:
+    of :func:`~xrdnb.relax_sweep.load_truths` rows); the cosine basin that of the ground truth. Columns:
     ``structure``, ``slice``, ``energy: minima``, ``energy: basin fraction``, ``cosine: minima``,
     ``cosine: basin fraction`` and ``energy minimum − relaxed lattice (grid steps)``.
     """

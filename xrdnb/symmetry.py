@@ -25,7 +25,7 @@ their fixed values, and free parameters pass through unchanged.
        &= (a, b, c, \alpha, \beta, \gamma)
    \end{aligned}
 
-The family names are those of :data:`xrdnb.structures.CRYSTAL_FAMILIES`. Trigonal and
+The family names are those of :data:`xrdnb.vocabulary.CRYSTAL_FAMILIES`. Trigonal and
 rhombohedral structures belong to the hexagonal family in their hexagonal setting, so
 ``"trigonal"`` is accepted as an alias of ``"hexagonal"`` (study-facts, a choice). The
 projectors assume the conventional standard setting: for monoclinic cells the unique axis
@@ -82,7 +82,7 @@ parameter together with its tied partners stays a fixed point of :func:`project_
 
 
 def canonical_family(family: str) -> str:
-    """The family name of :data:`xrdnb.structures.CRYSTAL_FAMILIES` for ``family``.
+    """The family name of :data:`xrdnb.vocabulary.CRYSTAL_FAMILIES` for ``family``.
 
     Parameters
     ----------

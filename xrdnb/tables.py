@@ -196,7 +196,7 @@ def correlation_cells(
     amd_column
         use this column as the AMD distance instead (e.g. one recomputed with another k).
     n_bootstrap
-        bootstrap replicates for the CIs (0: no CIs); see :func:`bootstrap_ci`.
+        bootstrap replicates for the CIs (0: no CIs); see :func:`~xrdnb.statistics.bootstrap_ci`.
     confidence
         coverage of the CIs.
     seed

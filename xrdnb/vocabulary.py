@@ -50,7 +50,7 @@ CRYSTAL_FAMILIES = ("cubic", "hexagonal", "tetragonal", "orthorhombic", "monocli
 """The six crystal families of SI §1.3 (trigonal belongs to hexagonal)."""
 
 NOISE_TYPES = ("lattice", "coordinates")
-"""The two kinds of distortion: of the lattice parameters, or of the atomic positions."""
+"""The two kinds of distortion, of the lattice parameters or of the atomic positions."""
 
 NOISE_LEVELS = {
     "lattice": (0.01, 0.05, 0.1, 0.15, 0.2),

@@ -33,7 +33,8 @@ def plot_lattice_changes(ax, changes, levels, parameters=None):
 
     Returns
     -------
-    list of the box-plot dicts, one per parameter.
+    list
+        the box-plot dicts, one per parameter.
     """
     import numpy as np
 
@@ -102,7 +103,10 @@ def plot_similarity_boxes(ax, values, levels, *, metric: str, noise_type: str):
     metric, noise_type
         ``"mse"`` is drawn as MSE; for ``"coordinates"`` the others as ``1 − similarity``.
 
-    Returns the box-plot dict.
+    Returns
+    -------
+    dict
+        the box-plot dict.
     """
     from ..vocabulary import NOISE_UNITS, SIMILARITY_LABELS
 

@@ -402,7 +402,7 @@ def plot_loss_curve(ax, steps, loss, *, loss_name: str | None = None, log: bool 
 
     Returns
     -------
-    list of Line2D
+    list of matplotlib.lines.Line2D
         empty, with a note on the axis, when there are no steps.
     """
     from ..vocabulary import LOSS_LABELS

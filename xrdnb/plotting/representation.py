@@ -42,7 +42,8 @@ def plot_form_factors(ax, s, f, elements, z, s_reflections=None, *, title: str =
 
     Returns
     -------
-    list of lines (one per element, then the ticks if given).
+    list
+        the lines, one per element, then the ticks if given.
     """
     x = _numpy(s)
     f = _numpy(f)
@@ -230,7 +231,8 @@ def setting_panels(
 
     Returns
     -------
-    list of the lines of each panel.
+    list
+        the lines of each panel.
     """
     axes = list(axes)
     out = [
@@ -295,7 +297,9 @@ def plot_pattern_derivative(
 
     Returns
     -------
-    dict ``"pattern"``, ``"derivative"`` (two lines), ``"zoom"`` (three lines: AD, difference, pattern on a twin axis).
+    dict
+        ``"pattern"``, ``"derivative"`` (two lines) and ``"zoom"`` (three lines: AD, difference and the
+        pattern on a twin axis).
     """
     x, y, dx, fd = (_numpy(v) for v in (two_theta, pattern, derivative, finite_difference))
     span = (float(x[0]), float(x[-1]))
