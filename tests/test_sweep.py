@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import run_xrdnb
 
 from xrdnb import sweep as sw
 
@@ -104,22 +105,7 @@ def test_config_file_and_errors(tmp_path):
         "structures: [SrTe]\nlattice_levels: [0.05]\ncoordinate_levels: []\n"
         "losses: [cosine]\nn_copies: 2\nmax_steps: 3\n"
     )
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xrdnb.cli",
-            "sweep",
-            "--config",
-            str(config),
-            "--results",
-            str(tmp_path / "r"),
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    out = run_xrdnb("sweep", "--config", str(config), "--results", str(tmp_path / "r"), "--quiet", check=True)
     assert "2 cells, 4 rows" in out.stdout
     with pytest.raises(ValueError, match="unknown sweep settings"):
         sw.SweepSpec.from_dict({"structures": ["SrTe"], "lattice_levels": [], "coordinate_levels": [], "speed": 3})

@@ -22,11 +22,11 @@ import pandas as pd
 from .selection import Selection, select
 from .sweep import PROFILES, Cell, SweepSpec, is_finished, load_results, run_sweep
 
-__all__ = ["StudyRun", "run_study"]
+__all__ = ["StudyRun", "run_study", "quiet_dask"]
 
 
 @contextmanager
-def _quiet_dask() -> Iterator[None]:
+def quiet_dask() -> Iterator[None]:
     """Keep Dask's start-up warnings and log lines out of a rendered page."""
     log = logging.getLogger("distributed")
     before = log.level
@@ -158,7 +158,7 @@ def run_study(
         if not part:
             return pd.DataFrame()
         if run_missing:
-            with _quiet_dask():
+            with quiet_dask():
                 return run_sweep(part, results, workers=workers, progress=False, device=device)
         return load_results(results, part)
 

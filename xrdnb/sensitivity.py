@@ -268,12 +268,12 @@ def units_rows(
     pandas.DataFrame
         the rows of the replaced cells (empty without cells).
     """
-    from .runs import _quiet_dask  # the same quiet start of local workers as the study's own cells
+    from .runs import quiet_dask  # the same quiet start of local workers as the study's own cells
     from .sweep import run_sweep
 
     if not cells:
         return pd.DataFrame()
-    with _quiet_dask():
+    with quiet_dask():
         return run_sweep(
             [replace(c, units=units) for c in cells], results, workers=workers, progress=False, device=device
         )
