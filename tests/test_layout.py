@@ -76,3 +76,13 @@ def test_chapters_are_short_to_read(path):
     count = visible_code_lines(path)
     limit = LONGER_CHAPTERS.get(path.stem, (VISIBLE_CODE_LINES, ""))[0]
     assert count <= limit, f"{path.stem} shows {count} code lines (aim: {VISIBLE_CODE_LINES})"
+
+
+READER_FILES = [*CHAPTERS, *sorted((ROOT / "book").glob("*.md")), ROOT / "README.md"]
+
+
+@pytest.mark.parametrize("path", READER_FILES, ids=lambda p: p.name)
+def test_pages_cite_only_what_the_repository_holds(path):
+    """The paper's notes outside the repository (``../shared``) are not the reader's: pages link to the book."""
+    text = path.read_text()
+    assert "shared/" not in text, f"{path.name} points at a file outside the repository"
