@@ -27,6 +27,7 @@ __all__ = [
     "agreement_summary",
     "amd_start_to_end",
     "mi_constraint_text",
+    "record_extras",
     "run_record",
     "style_table",
     "styled_comparison",
@@ -177,12 +178,17 @@ def run_record(study) -> pd.DataFrame:
     The added lines are the AMD setting and the number of invalid end lattices, whose pairs
     the correlations drop.
     """
+    extra = pd.Series(record_extras(study), dtype=object)
+    return pd.concat([study.record().astype(object), extra]).to_frame("value")
+
+
+def record_extras(study) -> dict[str, object]:
+    """What the correlations add to a run's record: the AMD setting and the invalid end lattices they drop."""
     rows = study.rows
-    extra = {
+    return {
         "AMD": f"k = {int(rows['amd_k'].iloc[0])}, L∞ (Chebyshev)" if len(rows) else "n/a",
         "invalid end lattices (dropped)": int((~rows["valid"].astype(bool)).sum()) if len(rows) else 0,
     }
-    return pd.concat([study.record().astype(object), pd.Series(extra, dtype=object)]).to_frame("value")
 
 
 def style_table(table: pd.DataFrame, caption: str):
