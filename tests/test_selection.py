@@ -203,3 +203,22 @@ def test_the_gradient_descent_chapters_take_their_rows_from_run_study(chapter):
     assert "run_study(" in code
     for own_rule in ("select_learning_rates", "max(spec.lattice_lrs)", "run_sweep("):
         assert own_rule not in code, f"chapter {chapter} chooses its runs itself ({own_rule})"
+
+
+def test_the_learning_rate_table_reads_as_text():
+    selected = select(_rows(seed=0), selection_rows=_rows(seed=1, best=1e-3)).table()
+    assert selected.columns.tolist()[:4] == ["noise", "run", "learning rate", "rule"]
+    assert selected.iloc[0][["noise", "run", "learning rate", "rule"]].tolist() == [
+        "Lattice",
+        "cosine",
+        "0.001",
+        "selected",
+    ]
+    assert selected.iloc[0]["match on selection copies (%)"] == "100"
+    only = select(_rows(lrs=(1e-4,), noise_type="coordinates")).table().iloc[0]
+    assert only[["noise", "learning rate", "rule", "match on selection copies (%)"]].tolist() == [
+        "Coordinates",
+        "0.0001",
+        "only",
+        "",
+    ]

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .vocabulary import NOISE_TYPES, run_label
+from .vocabulary import NOISE_LABELS, NOISE_TYPES, run_label
 
 __all__ = [
     "GROUP",
@@ -165,6 +165,27 @@ class Selection:
 
     rows: pd.DataFrame
     learning_rates: pd.DataFrame
+
+    def table(self) -> pd.DataFrame:
+        """The learning rates for a reader: one row per run, readable columns, rates as ``%g``.
+
+        Columns: noise, run, learning rate, rule, match rate on the selection copies (%, empty
+        unless the rule is ``selected``), copies behind that rate, and the rates tried.
+        """
+        lr = self.learning_rates
+        selected = lr["rule"] == "selected"
+        rate = lr["match_rate"].astype(float) * 100 if "match_rate" in lr else pd.Series(np.nan, index=lr.index)
+        return pd.DataFrame(
+            {
+                "noise": lr["noise_type"].map(NOISE_LABELS),
+                "run": [run_label(r.loss, r.constrained) for r in lr.itertuples()],
+                "learning rate": [f"{x:g}" for x in lr["lr"]],
+                "rule": lr["rule"],
+                "match on selection copies (%)": [f"{x:.0f}" if s else "" for x, s in zip(rate, selected, strict=True)],
+                "copies": lr["copies"] if "copies" in lr else "",
+                "rates tried": lr["candidates"] if "candidates" in lr else "",
+            }
+        )
 
     def describe(self, noise_type: str | None = None) -> str:
         """Caption text: the learning rate(s) behind the rows of ``noise_type`` (all when None)."""
