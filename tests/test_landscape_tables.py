@@ -80,9 +80,9 @@ def test_roughness_table_and_pivot():
     ]
     assert table["basin fraction"].tolist() == [1.0, 0.6, 0.6, 1.0]
     wide = lt.roughness_pivot(table, losses=("cosine", "mse"))
-    assert list(wide.columns) == [("minima", "cosine"), ("minima", "mse")] + [
+    assert list(wide.columns) == [("minima", "cosine"), ("minima", "MSE")] + [
         ("basin fraction", "cosine"),
-        ("basin fraction", "mse"),
+        ("basin fraction", "MSE"),
     ]
     assert wide.loc[("BPO4", "tetragonal", "c"), ("minima", "cosine")] == 3
 
@@ -137,3 +137,13 @@ def test_docstring_examples():
     import doctest
 
     assert doctest.testmod(lt).failed == 0
+
+
+def test_roughness_medians_are_per_loss_with_display_names():
+    table = pd.DataFrame(
+        {"loss": ["cosine", "cross_correlation", "cosine"], "minima": [1, 4, 3], "basin fraction": [1.0, 0.2, 0.5]}
+    )
+    medians = lt.roughness_medians(table)
+    assert medians.index.tolist() == ["cosine", "cross-correlation"]
+    assert medians.loc["cosine"].tolist() == [2.0, 0.75]
+    assert medians.columns.tolist() == ["median minima", "median basin fraction"]

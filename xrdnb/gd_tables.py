@@ -206,7 +206,7 @@ def high_similarity_counts(rows: pd.DataFrame, threshold: float) -> pd.DataFrame
             out.append(
                 _high_similarity_line(sub[sub["run"] == run], threshold) | {"noise_type": noise_type, "run": run}
             )
-    table = pd.DataFrame(out).set_index(["noise_type", "run"])
+    table = pd.DataFrame(out).set_index(["noise_type", "run"]).rename_axis(["noise", "run"])
     share = 100 * table["… and no match"] / table[high_col].where(table[high_col] > 0)
     return table.assign(**{"share of high-similarity end points without a match (%)": share})
 

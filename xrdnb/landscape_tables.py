@@ -44,7 +44,7 @@ from .landscape import (
 )
 from .structures import crystal_family, load_structure
 from .symmetry import free_parameters
-from .vocabulary import LATTICE_NAMES, LATTICE_SYMBOLS, LOSS_NAMES
+from .vocabulary import LATTICE_NAMES, LATTICE_SYMBOLS, LOSS_NAMES, run_label
 
 __all__ = [
     "ROUGHNESS_COLUMNS",
@@ -56,6 +56,7 @@ __all__ = [
     "loss_slices",
     "axis_cuts",
     "roughness_table",
+    "roughness_medians",
     "roughness_pivot",
     "relative_axis",
     "end_points_on_slice",
@@ -243,9 +244,16 @@ def roughness_table(landscapes: dict[object, Landscape], losses: Sequence[str] =
 def roughness_pivot(
     table: pd.DataFrame, index: Sequence[str] = ("structure", "family", "axis"), losses: Sequence[str] = LOSS_NAMES
 ) -> pd.DataFrame:
-    """:func:`roughness_table` wide: rows ``index``, columns (minima | basin fraction) × loss."""
+    """:func:`roughness_table` wide: rows ``index``, columns (minima | basin fraction) × loss (display names)."""
     wide = table.pivot_table(index=list(index), columns="loss", values=list(ROUGHNESS_COLUMNS), sort=False)
-    return wide.reindex(columns=pd.MultiIndex.from_product([list(ROUGHNESS_COLUMNS), list(losses)]))
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([list(ROUGHNESS_COLUMNS), list(losses)]))
+    return wide.rename(columns={loss: run_label(loss, False) for loss in losses}, level=1)
+
+
+def roughness_medians(table: pd.DataFrame) -> pd.DataFrame:
+    """Median minima and basin fraction of :func:`roughness_table` per loss, rows named for display."""
+    medians = table.groupby("loss", sort=False)[list(ROUGHNESS_COLUMNS)].median()
+    return medians.rename(index=lambda loss: run_label(loss, False)).add_prefix("median ")
 
 
 def relative_axis(cut: Cut) -> np.ndarray:
