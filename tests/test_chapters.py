@@ -269,6 +269,22 @@ def test_parameter_table_states_the_paper_profile(stem):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_says_how_to_run_it_from_a_clone(stem):
+    """The first cell's tip opens this very notebook in JupyterLab and re-runs it with real parameters."""
+    nb = load(stem)
+    intro = nb.cells[0].source
+    name = notebook_path(stem).relative_to(ROOT).as_posix()
+    assert "Run this chapter yourself" in intro
+    assert f".venv/bin/jupyter lab {name}\n" in intro
+    assert f".venv/bin/papermill {name} out.ipynb --cwd notebooks" in intro
+    command = intro.split(f".venv/bin/papermill {name}")[1].split("```")[0]
+    names = parameter_names(nb.cells[parameters_index(nb)].source)
+    passed = re.findall(r"-p (\w+) ", command) + re.findall(r"-y '(\w+):", command)
+    assert passed and set(passed) <= set(names), f"{passed} are not all parameters of the chapter"
+    assert "make .venv/.installed" in intro
+
+
 @pytest.mark.parametrize("stem", CHAPTERS[:-1])
 def test_closes_with_where_the_argument_goes(stem):
     nb = load(stem)
