@@ -214,6 +214,11 @@ class Explorer:
         )
         self.range_slider.continuous_update = False
         self.pattern_image, self.slice_image, self.loss_image = (w.Image(format="png") for _ in range(3))
+        # stable CSS classes for browser tests (tests/test_jupyterlab_explorer.py); no effect on the display
+        for name, widget in {"readout": self.readout, "pattern": self.pattern_image, "slice": self.slice_image}.items():
+            widget.add_class(f"xrdnb-{name}")
+        for name, slider in self.sliders.items():
+            slider.add_class(f"xrdnb-slider-{name}")
 
         # ---- persistent figures for the live images
         self._pattern_fig = Figure(figsize=(7.0, 3.3), dpi=self.dpi, layout="constrained")
