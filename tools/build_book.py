@@ -25,7 +25,16 @@ Pipeline
    executed copy is written to ``_build/stage/notebooks/<stem>.ipynb``; the sources in
    ``notebooks/`` are never modified. A failing chapter stops the build with a non-zero
    exit status; its partly executed copy is kept in ``_build/failed/<stem>.ipynb``.
-5. ``jupyter-book build _build/stage --path-output <repo> --all -W -n --keep-going``
+5. The JavaScript the pages load is served by the site itself, so that no page needs the
+   internet (a reader offline, on a plane, still gets typeset formulas): each package of
+   :data:`VENDOR_PACKAGES` (MathJax 3) is fetched once from the npm registry (the tarball named
+   by the version's registry metadata, checked against the integrity pinned here) and cached in
+   ``~/.cache/xrdnb/npm`` (``$XRDNB_CACHE_DIR/npm`` or ``$XDG_CACHE_HOME/xrdnb/npm``); later
+   builds, after ``make clean`` too, need no network. The files the pages need are unpacked into
+   ``_build/stage/_vendor/``, which ``_config.yml`` names in ``html_static_path``, so Sphinx
+   copies them to ``_build/html/_static/`` (``mathjax_path: mathjax/tex-mml-chtml.js``). The
+   registry is ``$npm_config_registry``, else npm's configured one, else registry.npmjs.org.
+6. ``jupyter-book build _build/stage --path-output <repo> --all -W -n --keep-going``
    renders the staged book (Jupyter Book does not execute anything itself:
    ``execute_notebooks: "off"``). Jupyter Book writes into ``<path-output>/_build/html``,
    so with the repository root as path-output the HTML lands in ``_build/html``.
@@ -34,11 +43,18 @@ Pipeline
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -263,6 +279,191 @@ def reuse(nb: Path) -> None:
     shutil.copy2(nb, target)
 
 
+# --------------------------------------------------------------------------- vendored JavaScript
+
+
+@dataclass(frozen=True)
+class NpmPackage:
+    """A package from the npm registry whose files the site serves itself (no CDN at reading time).
+
+    ``integrity`` is the registry's ``dist.integrity`` of that version (Subresource Integrity
+    format, ``sha512-<base64>``): the tarball is checked against it whenever it is used.
+    ``files`` are prefixes of paths inside the tarball's ``package/`` folder; ``strip`` is removed
+    from the front of each kept path, and the result lands in ``<stage>/_vendor/<dest>/``, which
+    Sphinx copies to ``_build/html/_static/<dest>/`` (``html_static_path`` in ``_config.yml``).
+    """
+
+    name: str
+    version: str
+    integrity: str
+    dest: str
+    files: tuple[str, ...]
+    strip: str = ""
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def tarball_name(self) -> str:
+        return f"{self.name.replace('/', '-').lstrip('@')}-{self.version}.tgz"
+
+
+VENDOR_PACKAGES = (
+    # MathJax 3 for the formulas (``mathjax_path: mathjax/tex-mml-chtml.js`` in _config.yml):
+    # the combined TeX+MathML/CommonHTML component Sphinx would load from cdn.jsdelivr.net, plus
+    # what it loads itself, relative to its own location: the CommonHTML fonts
+    # (output/chtml/fonts/woff-v2), the TeX extensions \require and autoload fetch (input/tex/
+    # extensions), and what the MathJax menu can switch on (ui/, a11y/, sre/, the SVG output).
+    # Left out: the other combined components and node-main.js (Node only), and latest.js,
+    # which exists to load MathJax from a CDN.
+    NpmPackage(
+        name="mathjax",
+        version="3.2.2",
+        integrity="sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==",
+        dest="mathjax",
+        files=(
+            "LICENSE",
+            "es5/tex-mml-chtml.js",
+            "es5/core.js",
+            "es5/loader.js",
+            "es5/startup.js",
+            "es5/input/",
+            "es5/output/",
+            "es5/ui/",
+            "es5/a11y/",
+            "es5/sre/",
+            "es5/adaptors/",
+        ),
+        strip="es5/",
+    ),
+)
+"""The JavaScript packages the pages load, served from the site itself."""
+
+VENDOR = "_vendor"  # in the stage; _config.yml's html_static_path names it
+DEFAULT_NPM_REGISTRY = "https://registry.npmjs.org/"
+FETCH_TIMEOUT_S = 60
+
+
+def vendor_cache() -> Path:
+    """The folder of the fetched npm tarballs.
+
+    ``$XRDNB_CACHE_DIR/npm``, else ``$XDG_CACHE_HOME/xrdnb/npm`` (``~/.cache/xrdnb/npm``): outside
+    ``_build``, so that ``make clean`` does not force a new fetch.
+    """
+    if os.environ.get("XRDNB_CACHE_DIR"):
+        return Path(os.environ["XRDNB_CACHE_DIR"]).expanduser() / "npm"
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+    return base / "xrdnb" / "npm"
+
+
+def npm_registry() -> str:
+    """The npm registry to fetch from: ``$npm_config_registry``, else npm's own setting, else registry.npmjs.org."""
+    registry = os.environ.get("npm_config_registry") or os.environ.get("NPM_CONFIG_REGISTRY")
+    if not registry and shutil.which("npm"):
+        try:
+            done = subprocess.run(
+                ["npm", "config", "get", "registry"], capture_output=True, text=True, timeout=30, check=False
+            )
+            registry = done.stdout.strip() if done.returncode == 0 else ""
+        except (OSError, subprocess.SubprocessError):
+            registry = ""
+    registry = registry if registry.startswith(("http://", "https://")) else DEFAULT_NPM_REGISTRY
+    return registry.rstrip("/") + "/"
+
+
+def sri_matches(data: bytes, integrity: str) -> bool:
+    """Whether ``data`` matches a Subresource Integrity string (``sha512-...``, ``sha256-...``)."""
+    for token in integrity.split():
+        algorithm, _, expected = token.partition("-")
+        if algorithm in ("sha256", "sha384", "sha512"):
+            digest = base64.b64encode(hashlib.new(algorithm, data).digest()).decode()
+            if digest == expected:
+                return True
+    return False
+
+
+def fetch_npm_tarball(package: NpmPackage, registry: str) -> bytes:
+    """Download ``package``'s tarball from ``registry`` (its URL from the version's metadata), checked."""
+    quoted = urllib.parse.quote(package.name, safe="@")  # a scoped name keeps its @, its / becomes %2F
+    meta_url = f"{registry}{quoted}/{package.version}"
+    where = f"npm package {package.spec} from the registry {registry}"
+    try:
+        request = urllib.request.Request(meta_url, headers={"Accept": "application/json"})
+        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_S) as response:
+            dist = json.load(response).get("dist") or {}
+        tarball_url, integrity = dist.get("tarball"), dist.get("integrity", "")
+        if not tarball_url:
+            raise BuildError(f"could not fetch {where}: its metadata ({meta_url}) names no tarball")
+        if integrity and integrity != package.integrity:
+            raise BuildError(
+                f"could not fetch {where}: the registry gives integrity {integrity}, "
+                f"tools/build_book.py pins {package.integrity}"
+            )
+        with urllib.request.urlopen(tarball_url, timeout=FETCH_TIMEOUT_S) as response:
+            data = response.read()
+    except (OSError, ValueError) as exc:  # URLError, HTTPError, timeouts, bad JSON
+        reason = getattr(exc, "reason", None) or exc
+        raise BuildError(f"could not fetch {where}: {reason}") from exc
+    if not sri_matches(data, package.integrity):
+        raise BuildError(f"could not fetch {where}: the tarball does not match the pinned integrity")
+    return data
+
+
+def npm_tarball(package: NpmPackage) -> Path:
+    """The checked tarball of ``package`` in the cache, fetched from the npm registry if not there yet."""
+    cache = vendor_cache()
+    path = cache / package.tarball_name
+    if path.is_file():
+        if sri_matches(path.read_bytes(), package.integrity):
+            return path
+        print(f"  WARNING {path} does not match the integrity of {package.spec}: fetching it again")
+    registry = npm_registry()
+    print(f"  fetching {package.spec} from {registry} (cached in {cache})", flush=True)
+    data = fetch_npm_tarball(package, registry)
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+    return path
+
+
+def extract_package(package: NpmPackage, tarball: Path, dest: Path) -> int:
+    """Write the kept regular files of ``tarball`` under ``dest``; returns how many."""
+    count = 0
+    with tarfile.open(tarball, "r:gz") as archive:
+        for member in archive:
+            _top, _, rel = member.name.partition("/")  # npm tarballs have one top folder, "package"
+            kept = any(rel == f or (f.endswith("/") and rel.startswith(f)) for f in package.files)
+            if not member.isfile() or not kept:
+                continue
+            rel = rel[len(package.strip) :] if rel.startswith(package.strip) else rel
+            parts = Path(rel).parts
+            if not rel or Path(rel).is_absolute() or ".." in parts:
+                raise BuildError(f"{tarball}: unexpected path {member.name!r} in the tarball of {package.spec}")
+            target = dest.joinpath(*parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = archive.extractfile(member)
+            if source is None:
+                continue
+            with source, open(target, "wb") as out:
+                shutil.copyfileobj(source, out)
+            count += 1
+    if count == 0:
+        raise BuildError(f"{tarball}: none of the expected files of {package.spec} found")
+    return count
+
+
+def stage_vendor() -> None:
+    """Put the files of :data:`VENDOR_PACKAGES` into ``<stage>/_vendor`` (fetched once, then cached)."""
+    vendor = STAGE / VENDOR
+    if vendor.exists():
+        shutil.rmtree(vendor)
+    for package in VENDOR_PACKAGES:
+        count = extract_package(package, npm_tarball(package), vendor / package.dest)
+        print(f"  {package.spec}: {count} files -> _static/{package.dest}/")
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -363,6 +564,7 @@ def main(argv=None) -> int:
         raise BuildError(f"notebook(s) failed: {', '.join(failures)} - no HTML built")
 
     if not args.no_html:
+        stage_vendor()
         cmd = jupyter_book_cmd() + [
             "build",
             str(STAGE),
