@@ -54,8 +54,8 @@ import tarfile
 import time
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -282,8 +282,7 @@ def reuse(nb: Path) -> None:
 # --------------------------------------------------------------------------- vendored JavaScript
 
 
-@dataclass(frozen=True)
-class NpmPackage:
+class NpmPackage(NamedTuple):
     """A package from the npm registry whose files the site serves itself (no CDN at reading time).
 
     ``integrity`` is the registry's ``dist.integrity`` of that version (Subresource Integrity
