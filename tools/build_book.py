@@ -37,7 +37,9 @@ Pipeline
 6. ``jupyter-book build _build/stage --path-output <repo> --all -W -n --keep-going``
    renders the staged book (Jupyter Book does not execute anything itself:
    ``execute_notebooks: "off"``). Jupyter Book writes into ``<path-output>/_build/html``,
-   so with the repository root as path-output the HTML lands in ``_build/html``.
+   so with the repository root as path-output the HTML lands in ``_build/html``. Sphinx
+   copies each staged notebook, i.e. the executed copy with its outputs, to
+   ``_build/html/_sources/notebooks/``: the download button of the chapter's page links there.
 """
 
 from __future__ import annotations
