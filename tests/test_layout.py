@@ -78,11 +78,16 @@ def test_chapters_are_short_to_read(path):
     assert count <= limit, f"{path.stem} shows {count} code lines (aim: {VISIBLE_CODE_LINES})"
 
 
-READER_FILES = [*CHAPTERS, *sorted((ROOT / "book").glob("*.md")), ROOT / "README.md"]
+READER_FILES = [
+    *CHAPTERS,
+    *sorted((ROOT / "book").glob("*.md")),
+    ROOT / "README.md",
+    *sorted((ROOT / "xrdnb").rglob("*.py")),
+]
 
 
 @pytest.mark.parametrize("path", READER_FILES, ids=lambda p: p.name)
 def test_pages_cite_only_what_the_repository_holds(path):
     """The paper's notes outside the repository (``../shared``) are not the reader's: pages link to the book."""
     text = path.read_text()
-    assert "shared/" not in text, f"{path.name} points at a file outside the repository"
+    assert "shared/" not in text and "study-facts" not in text, f"{path.name} points at a file outside the repository"

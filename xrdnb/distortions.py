@@ -4,7 +4,7 @@ Each function takes copy 0 of a :class:`~xrdnb.crystal.Crystal` (the ground trut
 returns a new batch of ``n_copies`` independently distorted copies of it. The noise
 levels of the study are :data:`~xrdnb.vocabulary.NOISE_LEVELS`.
 
-**Lattice noise** (study-facts, a choice that implements the paper's "near-identity
+**Lattice noise** (a choice of this project, book/study-protocol.md, that implements the paper's "near-identity
 random 3×3 matrix applied to the lattice"). With :math:`L` the row-vector cell matrix of
 :func:`xrdnb.lattice.lattice_matrix` (pymatgen's setting, rows = lattice vectors a, b, c,
 Cartesian = fractional · L),
@@ -18,7 +18,7 @@ generic: it breaks the family symmetry (use :func:`xrdnb.symmetry.project_lattic
 restore it). At σ = 0.1 the lattice parameters change by a few per cent (SI Fig. S4:
 3–10 % for BPO4).
 
-**Coordinate noise** (study-facts, a choice). Every site is displaced by a Cartesian
+**Coordinate noise** (a choice of this project, book/study-protocol.md). Every site is displaced by a Cartesian
 vector with i.i.d. :math:`\mathcal N(0, \sigma^2)` components, σ in Å (the same
 distribution as ``ase.Atoms.rattle(stdev=σ)``), in the Cartesian frame of
 :func:`xrdnb.lattice.lattice_matrix`; the displacement is converted to fractional

@@ -8,7 +8,7 @@ points go through the simulator as one :class:`~xrdnb.crystal.Crystal` batch), p
 6-D points (e.g. gradient-descent end points) onto a slice plane, and turns the "rough"
 versus "smooth" impression into numbers.
 
-**Grids** (a choice of this project, study-facts: the SI does not state the ranges). Around
+**Grids** (a choice of this project, book/study-protocol.md: the SI does not state the ranges). Around
 a centre lattice ``c`` (normally the ground truth), the parameter ``i`` takes ``n`` evenly
 spaced values
 

@@ -282,7 +282,7 @@ def simulate_pattern(
         a fixed reflection set (e.g. a superset enumerated once for an
         optimisation); enumerated for the batch's lattices when omitted.
     normalize
-        divide each pattern by its maximum (study-facts: max = 1 before any loss).
+        divide each pattern by its maximum (a choice of this project, book/study-protocol.md: max = 1 before any loss).
     method
         override ``settings.method``.
     sums, keep

@@ -27,7 +27,7 @@ their fixed values, and free parameters pass through unchanged.
 
 The family names are those of :data:`xrdnb.vocabulary.CRYSTAL_FAMILIES`. Trigonal and
 rhombohedral structures belong to the hexagonal family in their hexagonal setting, so
-``"trigonal"`` is accepted as an alias of ``"hexagonal"`` (study-facts, a choice). The
+``"trigonal"`` is accepted as an alias of ``"hexagonal"`` (a choice of this project, book/study-protocol.md). The
 projectors assume the conventional standard setting: for monoclinic cells the unique axis
 is b (β free), for hexagonal cells γ = 120°.
 
