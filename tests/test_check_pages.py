@@ -302,3 +302,19 @@ def test_vendored_mathjax_typesets(book, capsys):
     code, out = run(book, capsys)
     assert code == 0, out
     assert "2 formulas, 2 typeset (MathJax: typeset)" in out
+
+
+def test_images_shrunk_far_below_their_size_fail(book, capsys):
+    (book / "site" / "_images" / "big.png").write_bytes(png(1400, 10))
+    (book / "site" / "_images" / "fits.png").write_bytes(png(860, 10))
+    add_to_page(
+        book,
+        "ch2",
+        "<img src='_images/big.png' alt='big' style='max-width: 100%'>"
+        "<img src='_images/fits.png' alt='fits' style='max-width: 100%'>",
+    )
+    code, out = run(book, capsys)
+    assert code == 1
+    shrunk = [f for f in failures_of(out, "ch2") if "shown at" in f]
+    assert len(shrunk) == 1, out
+    assert re.match(r"image 1 \(big\.png, alt 'big'\) shown at 50 % of its 1400 px", shrunk[0]), shrunk

@@ -33,8 +33,9 @@ Selenium (``/usr/bin/chromium`` and ``/usr/bin/chromedriver`` from Debian's ``ch
 * **width**: at the 1280 px window, no table (its ``scrollWidth``: a table in a scrolling
   wrapper counts at its full width) and no image, figure or other embedded element is wider than
   the text column (the content box of :data:`TEXT_COLUMN`), and the page does not scroll
-  sideways. Every offender is listed, as ``table N (first header cells ...) W px > C px``, with
-  its section; collapsed ``<details>`` are opened for this;
+  sideways, and no image is shrunk below :data:`MIN_FIGURE_SCALE` of its own width (its labels
+  would shrink with it). Every offender is listed, as ``table N (first header cells ...) W px > C px``
+  or ``figure N shown at S % of its W px``, with its section; collapsed ``<details>`` are opened for this;
 * **download**: a page built from a notebook offers the notebook in its download menu, and the
   file it links to is the executed copy (its code cells have outputs).
 
@@ -118,6 +119,10 @@ MAX_LISTED = 10  # raw-TeX places and TeX errors listed per page (the rest are c
 TEXT_COLUMN = "article.bd-article"
 """The element of the text column (sphinx-book-theme): tables and figures must fit its content box."""
 WIDTH_TOLERANCE_PX = 1  # sub-pixel rounding
+MIN_FIGURE_SCALE = 0.75
+"""Smallest share of its own width at which an image may be shown. A wider image is shrunk to the
+column, and its labels with it: the chapters draw with matplotlib at 110 dpi and 8-9 pt type, which
+stays at 10 px or more at 75 % (an image at most ``column / 0.75`` = 917 px wide at the 688 px column)."""
 BROWSER_PAGES = ("chrome:", "chrome-untrusted:", "devtools:", "chrome-search:")
 MAX_SCREENSHOT_HEIGHT = 30_000  # px; longer pages are cut, to keep the PNG files reasonable
 
@@ -391,7 +396,7 @@ return {
     const cap = fig ? fig.querySelector('figcaption, .caption') : null;
     const src = e.currentSrc || e.getAttribute('src') || e.getAttribute('data') || '';
     const width = Math.max(e.scrollWidth || 0, e.getBoundingClientRect().width);
-    return {n: i + 1, tag: e.tagName.toLowerCase(), width: width,
+    return {n: i + 1, tag: e.tagName.toLowerCase(), width: width, natural: e.naturalWidth || 0,
             src: clip(src.split('/').pop(), 50), alt: clip(e.getAttribute('alt') || '', 40),
             caption: cap ? clip(cap.textContent, 60) : '', section: section(e)};
   }),
@@ -507,6 +512,14 @@ def check_widths(driver, page: Page) -> None:
                 label, extra = _describe(item, kind)
                 page.failures.append(f"{label} {round(item['width'])} px > {round(column)} px{extra}")
                 offenders += 1
+    for item in widths["media"]:
+        if item["natural"] and item["width"] < MIN_FIGURE_SCALE * item["natural"] - WIDTH_TOLERANCE_PX:
+            label, extra = _describe(item, "figure")
+            page.failures.append(
+                f"{label} shown at {100 * item['width'] / item['natural']:.0f} % of its {item['natural']} px "
+                f"(labels shrink with it; at most {column / MIN_FIGURE_SCALE:.0f} px wide){extra}"
+            )
+            offenders += 1
     if widths["page"] > widths["window"] + WIDTH_TOLERANCE_PX:
         page.failures.append(f"the page scrolls sideways: {widths['page']} px wide in a {widths['window']} px window")
     page.notes.append(
