@@ -318,3 +318,25 @@ def test_images_shrunk_far_below_their_size_fail(book, capsys):
     shrunk = [f for f in failures_of(out, "ch2") if "shown at" in f]
     assert len(shrunk) == 1, out
     assert re.match(r"image 1 \(big\.png, alt 'big'\) shown at 50 % of its 1400 px", shrunk[0]), shrunk
+
+
+def test_display_formula_wider_than_the_column_fails(book, capsys):
+    spec = importlib.util.spec_from_file_location("build_book", ROOT / "tools" / "build_book.py")
+    build_book = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_book)
+    package = next(p for p in build_book.VENDOR_PACKAGES if p.name == "mathjax")
+    if not (build_book.vendor_cache() / package.tarball_name).is_file():
+        pytest.skip("MathJax tarball not cached (tools/build_book.py fetches it; the tests do not use the network)")
+    build_book.extract_package(package, build_book.npm_tarball(package), book / "site" / "_static" / "mathjax")
+    long_sum = " + ".join(f"x_{{{i}}}" for i in range(80))
+    add_to_page(
+        book,
+        "ch2",
+        f"<h2>Sums</h2><div class='math notranslate nohighlight'>\\[{long_sum}\\]</div>"
+        "<div class='math notranslate nohighlight'>\\[a + b\\]</div>",
+        head="<script defer src='_static/mathjax/tex-mml-chtml.js'></script>",
+    )
+    code, out = run(book, capsys)
+    assert code == 1
+    wide = [f for f in failures_of(out, "ch2") if f.startswith("display formula")]
+    assert len(wide) == 1 and re.match(r"display formula 1 \d{4} px > 700 px \(in section 'Sums'\)", wide[0]), out

@@ -33,9 +33,10 @@ Selenium (``/usr/bin/chromium`` and ``/usr/bin/chromedriver`` from Debian's ``ch
 * **width**: at the 1280 px window, no table (its ``scrollWidth``: a table in a scrolling
   wrapper counts at its full width) and no image, figure or other embedded element is wider than
   the text column (the content box of :data:`TEXT_COLUMN`), and the page does not scroll
-  sideways, and no image is shrunk below :data:`MIN_FIGURE_SCALE` of its own width (its labels
-  would shrink with it). Every offender is listed, as ``table N (first header cells ...) W px > C px``
-  or ``figure N shown at S % of its W px``, with its section; collapsed ``<details>`` are opened for this;
+  sideways (display formulas count too), and no image is shrunk below :data:`MIN_FIGURE_SCALE`
+  of its own width (its labels would shrink with it). Every offender is listed, as
+  ``table N (first header cells ...) W px > C px`` or ``figure N shown at S % of its W px``, with
+  its section; collapsed ``<details>`` are opened for this;
 * **download**: a page built from a notebook offers the notebook in its download menu, and the
   file it links to is the executed copy (its code cells have outputs).
 
@@ -381,9 +382,13 @@ const tables = Array.from(col.querySelectorAll('table'))
 const media = Array.from(col.querySelectorAll('img, svg, canvas, video, iframe, object, embed'))
   .filter(e => !e.closest('mjx-container, button, .headerlink'))
   .filter(e => !(e.parentElement && e.parentElement.closest('svg')));
+const formulas = Array.from(col.querySelectorAll('mjx-container[display="true"]'))
+  .map(e => e.querySelector('mjx-math') || e);
 return {
   column: column,
   page: document.documentElement.scrollWidth,
+  formulas: formulas.map((e, i) => ({n: i + 1, width: Math.max(e.scrollWidth || 0, e.getBoundingClientRect().width),
+                                      text: clip(e.closest('mjx-container').textContent, 40), section: section(e)})),
   window: window.innerWidth,
   tables: tables.map((t, i) => {
     const row = t.tHead && t.tHead.rows.length ? t.tHead.rows[0] : t.rows[0];
@@ -512,6 +517,11 @@ def check_widths(driver, page: Page) -> None:
                 label, extra = _describe(item, kind)
                 page.failures.append(f"{label} {round(item['width'])} px > {round(column)} px{extra}")
                 offenders += 1
+    for item in widths.get("formulas", []):
+        if item["width"] > column + WIDTH_TOLERANCE_PX:
+            where = f" (in section '{item['section']}')" if item["section"] else ""
+            page.failures.append(f"display formula {item['n']} {round(item['width'])} px > {round(column)} px{where}")
+            offenders += 1
     for item in widths["media"]:
         if item["natural"] and item["width"] < MIN_FIGURE_SCALE * item["natural"] - WIDTH_TOLERANCE_PX:
             label, extra = _describe(item, "figure")
