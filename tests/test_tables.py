@@ -550,7 +550,7 @@ def test_styled_tables_colour_by_status():
     cells = paper_cells()
     html = styled_comparison(cells, "pearson", caption="my caption").to_html()
     assert "my caption" in html and AGREEMENT_COLOURS["paper inside CI"] in html
-    assert "0.76 [0.66, 0.86] · 0.76" in html
+    assert "0.76<br>[0.66, 0.86]<br>paper 0.76" in html  # three lines per cell, to fit a page column
     start = cells.assign(pearson=cells["pearson"] - 0.25)
     change = styled_change({"final": cells, "start": start}, caption="change").data
     assert change.loc[("Lattice", "0.01"), "MSE"] == pytest.approx(0.25)
@@ -725,13 +725,13 @@ def unit_rows(relation, levels=(0.001, 0.01), seed=0):
 def test_units_table_and_claim():
     base, alt = unit_rows(-1.0), unit_rows(+1.0)
     table = sensitivity.units_table(base, alt, "fractional", [0.001, 0.01, 0.05], n_bootstrap=0)
-    assert table.index.tolist() == ["0.001", "0.01", "0.05"]
-    assert table.loc["0.001", ("Å", "Pearson")] == "1.00" and table.loc["0.001", ("fractional", "Pearson")] == "-1.00"
-    assert table.loc["0.05", ("Å", "Spearman")] == "n/a"  # no runs at 0.05
-    assert table.loc["0.01", ("Å", "match rate")] == "25%" and table.loc["0.05", ("Å", "match rate")] == "–"
+    assert table.index.tolist() == [(u, lv) for u in ("Å", "fractional") for lv in ("0.001", "0.01", "0.05")]
+    assert table.loc[("Å", "0.001"), "Pearson"] == "1.00" and table.loc[("fractional", "0.001"), "Pearson"] == "-1.00"
+    assert table.loc[("Å", "0.05"), "Spearman"] == "n/a"  # no runs at 0.05
+    assert table.loc[("Å", "0.01"), "match rate"] == "25%" and table.loc[("Å", "0.05"), "match rate"] == "–"
     median = base.loc[base["noise_level"] == 0.01, "amd_distance"].median()
-    assert table.loc["0.01", ("Å", "median AMD start → end (Å)")] == f"{2 * median:.3g} → {median:.3g}"
-    assert table.loc["0.01", ("paper", "Pearson")] == "-0.64" and table.loc["0.01", ("paper", "Spearman")] == "-0.55"
+    assert table.loc[("Å", "0.01"), "median AMD start → end (Å)"] == f"{2 * median:.3g} → {median:.3g}"
+    assert table.loc[("fractional", "0.01"), ["paper Pearson", "paper Spearman"]].tolist() == ["-0.64", "-0.55"]
     assert sensitivity.units_claim(alt, "fractional") == (
         "claim (iii), cosine part, with fractional units: Pearson -1.00, -1.00, Spearman -1.00, -1.00 "
         "at 0.001, 0.01 -> all negative"

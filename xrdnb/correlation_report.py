@@ -30,6 +30,7 @@ __all__ = [
     "record_extras",
     "run_record",
     "style_table",
+    "stacked_cell",
     "styled_comparison",
     "styled_change",
 ]
@@ -196,9 +197,28 @@ def style_table(table: pd.DataFrame, caption: str):
     return table.style.set_caption(caption).set_table_styles(TABLE_STYLES)
 
 
+def stacked_cell(text: str) -> str:
+    """A ``"ours [lo, hi] · paper"`` cell on three HTML lines: ours, ``[lo, hi]``, ``paper <value>``.
+
+    >>> stacked_cell("0.89 [0.77, 0.97] · 0.76")
+    '0.89<br>[0.77, 0.97]<br>paper 0.76'
+    >>> stacked_cell("n/a · blank in SI")
+    'n/a<br>paper: blank in SI'
+    """
+    ours, _, paper = text.partition(" · ")
+    ours = ours.replace(" [", "<br>[", 1)
+    if not paper:
+        return ours
+    return f"{ours}<br>paper {paper}" if paper[:1] in "-0123456789" else f"{ours}<br>paper: {paper}"
+
+
 def styled_comparison(cells: pd.DataFrame, method: str = "pearson", digits: int = 2, caption: str = ""):
-    """:func:`~xrdnb.tables.format_comparison` as a ``Styler``, cells coloured by status (:data:`AGREEMENT_COLOURS`)."""
-    text = readable_index(format_comparison(cells, method, digits))
+    """:func:`~xrdnb.tables.format_comparison` as a ``Styler``, cells coloured by status (:data:`AGREEMENT_COLOURS`).
+
+    Each cell reads ours, its interval and the paper's value on three lines, so that the five
+    columns fit a page column.
+    """
+    text = readable_index(format_comparison(cells, method, digits)).map(stacked_cell)
     status = si_layout(compare_with_paper(cells, method), "status")
     css = status.map(lambda s: f"background-color: {AGREEMENT_COLOURS[s]}").to_numpy()
     return style_table(text, caption).apply(lambda _: css, axis=None)

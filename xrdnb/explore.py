@@ -605,18 +605,19 @@ class Explorer:
             f"<small>lattice (Å, °): {lattice}; redraw {1000 * self.timings.get('total', 0.0):.0f} ms</small>"
         )
 
-    def snapshot(self, figsize=(14.0, 4.0), dpi: int = 100) -> Figure:
+    def snapshot(self, figsize=(8.0, 6.4), dpi: int = 100) -> Figure:
         """A static figure of the current state for the book: pattern (with the similarities), slice, loss curve.
 
-        Returns a new matplotlib ``Figure`` (not registered with pyplot; show it with
-        ``IPython.display.display``).
+        The pattern spans the top row, the slice and the loss curve share the bottom one, so that
+        the default 800 px fits a page column. Returns a new matplotlib ``Figure`` (not registered
+        with pyplot; show it with ``IPython.display.display``).
         """
         fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
         FigureCanvasAgg(fig)
-        grid = fig.add_gridspec(1, 3, width_ratios=[2.3, 1.25, 1.0])
-        self._plot_pattern(fig.add_subplot(grid[0]), box=True)
-        self._plot_slice(fig.add_subplot(grid[1]))
-        self._plot_loss(fig.add_subplot(grid[2]))
+        grid = fig.add_gridspec(2, 2, width_ratios=[1.2, 1.0], height_ratios=[1.0, 1.15])
+        self._plot_pattern(fig.add_subplot(grid[0, :]), box=True)
+        self._plot_slice(fig.add_subplot(grid[1, 0]))
+        self._plot_loss(fig.add_subplot(grid[1, 1]))
         fig.suptitle(f"Explorer snapshot: {self.state.structure_key} ({self.state.family} family)", fontsize=10)
         return fig
 

@@ -12,11 +12,13 @@ Similarities (higher = more alike), for one pattern pair with ``P`` grid points:
     \mathrm{MSE}(p, q) = \frac{1}{P}\sum_i (p_i - q_i)^2,
 
     S_\mathrm{ent}(p, q) = 1 - \frac{2\,H\big(\tfrac{p' + q'}{2}\big) - H(p') - H(q')}{\ln 4},
-    \qquad p' = \frac{p}{\sum_i p_i},\ q' = \frac{q}{\sum_i q_i},\
+
+    p' = \frac{p}{\sum_i p_i},\ q' = \frac{q}{\sum_i q_i},\
     H(x) = -\sum_i x_i \ln x_i,
 
     S_\mathrm{cc}(p, q) = \frac{c_{pq}}{\sqrt{c_{pp}\,c_{qq}}}, \qquad
-    c_{fg} = \sum_r w(r) \sum_i f_i\, g_{i+r}, \qquad
+    c_{fg} = \sum_r w(r) \sum_i f_i\, g_{i+r},
+
     w(r) = \max\Big(0, 1 - \frac{|r|}{\ell}\Big),\ \ell = \frac{l}{\delta},
 
 with ``p`` and ``q`` sampled on a 2θ grid of spacing ``δ = step``, lags ``r`` in grid points

@@ -4,7 +4,8 @@ Following SI §1.2 literally, every reflection at :math:`2\theta_0` contributes
 :math:`I\,pV(x)` with unit-height components and the same FWHM ``H`` for both:
 
 .. math::
-    pV(x) = \eta\, G(x) + (1-\eta)\, L(x), \quad
+    pV(x) = \eta\, G(x) + (1-\eta)\, L(x),
+
     G(x) = \exp\!\Big[-\frac{4\ln 2\,(x-2\theta_0)^2}{H^2}\Big], \quad
     L(x) = \frac{1}{1 + 4(x-2\theta_0)^2/H^2},
 

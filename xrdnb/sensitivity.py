@@ -293,9 +293,10 @@ def units_table(
 ) -> pd.DataFrame:
     """The cosine column of the coordinate rows in Å (``base``) and in ``units`` (``alt``), beside the paper's.
 
-    Per unit: Pearson and Spearman with their CIs (:func:`xrdnb.correlation_report.ci_text`), the median
-    AMD distance start → end and the match rate; then the paper's two values. One row per
-    level of ``levels`` that is a coordinate level of the SI.
+    Rows: (units, σ), the Å block first, for each level of ``levels`` that is a coordinate level of
+    the SI. Columns: Pearson and Spearman with their CIs (:func:`xrdnb.correlation_report.ci_text`),
+    the median AMD distance start → end, the match rate, then the paper's two values (the same in
+    both blocks). Stacked rather than side by side, so that the table fits a page column.
     """
     from .correlation_report import ci_text
     from .tables import PAPER_TABLES, correlation_cells
@@ -303,31 +304,34 @@ def units_table(
 
     column = "Cosine Similarity"
     index = [("Coordinates", lv) for lv in NOISE_LEVELS["coordinates"] if any(np.isclose(lv, x) for x in levels)]
-    out = {}
+    blocks = []
     for label, part in ((NOISE_UNITS["coordinates"], base), (units, alt)):
         cells = correlation_cells(
             part, columns=[column], n_bootstrap=n_bootstrap, confidence=confidence, seed=seed, mi_neighbors=mi_neighbors
         ).set_index("row")
         med = part.groupby("noise_level")[["start_amd_distance", "amd_distance"]].median()
+        block: dict[str, list[str]] = {}
         for method in ("pearson", "spearman"):
             texts = []
             for i in index:
                 value, lo, hi = cells.loc[[i], [method, f"{method}_lo", f"{method}_hi"]].iloc[0].astype(float)
                 texts.append(ci_text(value, lo, hi, digits=digits))
-            out[(label, method.capitalize())] = texts
-        out[(label, "median AMD start → end (Å)")] = [
+            block[method.capitalize()] = texts
+        block["median AMD start → end (Å)"] = [
             f"{med.loc[lv, 'start_amd_distance']:.3g} → {med.loc[lv, 'amd_distance']:.3g}" if lv in med.index else "–"
             for _, lv in index
         ]
-        out[(label, "match rate")] = [
+        block["match rate"] = [
             f"{part.loc[np.isclose(part['noise_level'], lv), 'match'].mean():.0%}"
             if np.isclose(part["noise_level"], lv).any()
             else "–"
             for _, lv in index
         ]
-    for method, paper in PAPER_TABLES.items():
-        out[("paper", method.capitalize())] = [f"{paper.loc[i, column]:g}" for i in index]
-    return pd.DataFrame(out, index=pd.Index([f"{lv:g}" for _, lv in index], name="σ"))
+        for method, paper in PAPER_TABLES.items():
+            block[f"paper {method.capitalize()}"] = [f"{paper.loc[i, column]:g}" for i in index]
+        rows = pd.MultiIndex.from_tuples([(label, f"{lv:g}") for _, lv in index], names=["units", "σ"])
+        blocks.append(pd.DataFrame(block, index=rows))
+    return pd.concat(blocks)
 
 
 def units_claim(alt: pd.DataFrame, units: str) -> str:

@@ -9,8 +9,10 @@ distorted *starting* structures; :func:`compare_with_paper` sets them beside the
 
 **Convention** (a choice of this project, book/study-protocol.md). Each cell correlates
 
-.. math:: x = -d_\mathrm{AMD}(\text{end structure}, \text{ground truth}), \qquad
-          y = s(\text{end pattern}, \text{ground-truth pattern})
+.. math::
+    x = -d_\mathrm{AMD}(\text{end structure}, \text{ground truth}),
+
+    y = s(\text{end pattern}, \text{ground-truth pattern})
 
 over all structures and copies at one noise type and level. ``d_AMD`` is the L∞ distance
 between AMD vectors (Å), and ``s`` is the similarity *of that column's metric*. The cosine

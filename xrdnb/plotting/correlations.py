@@ -57,7 +57,8 @@ def correlation_scatter(rows, cells, noise_type: str, *, caption: str = "", fig=
     if not levels or not columns:
         return None
     if fig is None:
-        fig = plt.figure(figsize=(2.2 * len(levels) + 1.4, 1.8 * len(columns) + 0.6), layout="constrained")
+        # at most 8.3 in wide for five levels, so that the book shows it at ≥ 75 % (its labels stay legible)
+        fig = plt.figure(figsize=(1.45 * len(levels) + 0.6, 1.45 * len(columns) + 1.3), layout="constrained")
     axes = fig.subplots(len(columns), len(levels), squeeze=False, sharex=True, sharey="row")
     structures = sorted(data["structure"].unique())
     colour = {s: plt.cm.tab10(i % 10) for i, s in enumerate(structures)}
@@ -73,11 +74,13 @@ def correlation_scatter(rows, cells, noise_type: str, *, caption: str = "", fig=
             paper = PAPER_TABLE_S1.loc[(label, level), column] if (label, level) in PAPER_TABLE_S1.index else np.nan
             r_text = f"{r:.2f}" if np.isfinite(r) else "n/a"
             paper_text = f"{paper:g}" if np.isfinite(paper) else "–"
-            ax.set_title(f"σ = {level:g}: r = {r_text} (paper {paper_text})", fontsize=7)
+            ax.set_title(f"σ = {level:g}\nr = {r_text} (paper {paper_text})", fontsize=7)
             if i == len(columns) - 1:
-                ax.set_xlabel("AMD distance to truth (Å)")
+                ax.set_xlabel("AMD distance\nto truth (Å)", fontsize=7)
             if j == 0:
-                ax.set_ylabel(("MSE" if loss == "mse" else "1 − similarity") + f"\n({RUN_LABELS[(loss, con)]} runs)")
+                ax.set_ylabel(
+                    ("MSE" if loss == "mse" else "1 − similarity") + f"\n({RUN_LABELS[(loss, con)]} runs)", fontsize=7
+                )
             ax.tick_params(which="both", labelsize=6)
     for ax in axes.flat:
         ax.set_xscale("log")
@@ -85,8 +88,8 @@ def correlation_scatter(rows, cells, noise_type: str, *, caption: str = "", fig=
     for i in range(len(columns)):
         axes[i, 0].invert_yaxis()  # shared per row: up = more similar
     handles = [plt.Line2D([], [], marker="o", ls="", color=colour[s], label=s) for s in structures]
-    fig.legend(handles=handles, loc="outside right center", fontsize=7, title="structure")
+    fig.legend(handles=handles, loc="outside lower center", ncols=5, fontsize=7, title="structure", title_fontsize=7)
     unit = NOISE_UNITS[noise_type] or "relative strain"
-    title = f"{label} noise (σ in {unit}), end of GD: one point per copy; log axes, y inverted (up = more similar)"
+    title = f"{label} noise (σ in {unit}), end of GD: one point per copy;\nlog axes, y inverted (up = more similar)"
     fig.suptitle(title + (f"\n{caption}" if caption else ""), fontsize=8)
     return fig
