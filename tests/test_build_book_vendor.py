@@ -144,7 +144,9 @@ def test_config_serves_the_vendored_mathjax():
     """_config.yml points Sphinx at the files build_book stages, and nothing at a CDN."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
     mathjax = next(p for p in build_book.VENDOR_PACKAGES if p.name == "mathjax")
-    assert config["html_static_path"] == [build_book.VENDOR]
+    assert config["html_static_path"][0] == build_book.VENDOR
+    for path in config["html_static_path"][1:]:  # the book's own static files (its style sheet), no vendored code
+        assert (ROOT / path).is_dir() and not list((ROOT / path).rglob("*.js")), path
     assert config["mathjax_path"] == f"{mathjax.dest}/tex-mml-chtml.js"
     assert f"{mathjax.strip}tex-mml-chtml.js" in mathjax.files
     assert config["nb_ipywidgets_js"] == {}
