@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -51,6 +52,17 @@ def test_compare_with_pymatgen(srte):
     assert row["peaks (xrdnb)"] == row["peaks (pymatgen)"] and row["multiplicities equal"]
     assert row["max |Δ2θ| (°)"] < 1e-6 and row["max |ΔI| (of 100)"] < 1e-3
     assert row["pattern max |Δ|, dense"] < 1e-3 and detail["pm_pattern"].shape == detail["ours_pattern"].shape
+    other = {
+        **row,
+        "peaks (pymatgen)": row["peaks (pymatgen)"] - 1,
+        "max |Δ2θ| (°)": np.nan,
+        "multiplicities equal": False,
+    }
+    styler = comparisons.pymatgen_display(pd.DataFrame([row, other]), "caption")
+    html = styler.to_html()
+    assert styler.data.shape == (2, 8) and "13 / 13" in html and "13 / 12" in html and "nan" not in html
+    assert "— : peak counts differ" in styler.caption and "—" in html and ">no<" in html and "e−14" in html
+    assert comparisons.pymatgen_display(pd.DataFrame([row]), "c").caption == "c"  # no note without a NaN
 
 
 def test_renderer_and_timing_tables(srte):

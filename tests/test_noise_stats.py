@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import xrdnb
@@ -67,3 +68,41 @@ def test_matcher_variants(u2ti):
     rates = ns.matcher_variants(truth, structure, 0.01, 2)
     assert set(rates) == {"default", "attempt_supercell", "primitive_cell=False"}
     assert all(0 <= r <= 100 for r in rates.values())
+
+
+def test_gallery_display(u2ti):
+    structure, _ = u2ti
+    shown = ns.gallery_display(ns.benchmark_gallery({"U2Ti": structure}))
+    assert list(shown.columns) == [
+        *("structure", "Materials Project", "space group", "crystal system", "sites"),
+        *("a, b, c (Å)", "α, β, γ (°)", "V (Å³)", "source"),
+    ]
+    row = shown.iloc[0]
+    assert row["structure"] == "U2Ti" and row["crystal system"] == "hexagonal"  # no repeats where they agree
+    assert row["α, β, γ (°)"] == "90.000, 90.000, 120.000" and row["a, b, c (Å)"].count(", ") == 2
+
+
+def test_projector_display_and_split_headers(u2ti):
+    _, truth = u2ti
+    shown = ns.projector_display({("hexagonal", "U2Ti"): ns.projector_stages(truth, "hexagonal", 0.1)})
+    assert shown.index.names == ["family: example", "stage"] and len(shown) == 3
+    assert shown.index[0][0] == "hexagonal: U2Ti (free after 𝒫: a, c)" and list(shown["in family"]) == [
+        "yes",
+        "no",
+        "yes",
+    ]
+    assert shown["α, β, γ (°)"].iloc[2] == "90.00, 90.00, 120.00"
+    split = ns.split_headers(pd.DataFrame(columns=["structure", "cosine, distorted", "cosine, projected"]))
+    assert list(split.columns) == [("structure", ""), ("cosine", "distorted"), ("cosine", "projected")]
+
+
+def test_median_tables_drop_what_a_noise_type_leaves_alone(u2ti):
+    structure, truth = u2ti
+    coords, _ = ns.distortion_records("U2Ti", truth, "coordinates", [0.01], 2)
+    lattice, _ = ns.distortion_records("U2Ti", truth, "lattice", [0.05], 2)
+    tables = ns.median_tables(
+        pd.concat([lattice, coords], ignore_index=True), ["max |Δl|/l (%)", "mean |Δr| (Å)", "cosine"]
+    )
+    assert list(tables) == ["lattice", "coordinates"]
+    assert list(tables["lattice"].columns) == ["max |Δl|/l (%)", "cosine"] and list(tables["lattice"].index) == [0.05]
+    assert list(tables["coordinates"].columns) == ["mean |Δr| (Å)", "cosine"]

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+import xrdnb
 from xrdnb import plotting
 from xrdnb.pattern import DEFAULT_SETTINGS
 
@@ -135,7 +136,13 @@ def test_plot_stacked(ax):
     lines = plotting.plot_stacked(ax, GRID, {"1": _peak(20), "2": _peak(40)}, offset=1.1, base=_peak(30))
     assert len(lines) == 3
     assert max(lines[2].get_ydata()) == pytest.approx(1 + 2 * 1.1) and ax.get_ylim()[1] > 3.2
-    assert lines[0].get_color() == "k"
+    assert lines[0].get_color() == "k" and ax.get_legend() is not None and not ax.texts
+    ax.clear()
+    lines = plotting.plot_stacked(ax, GRID, {"1": _peak(20)}, base=_peak(30), inline=True)
+    assert ax.get_legend() is None and [(t.get_text(), t.get_color()) for t in ax.texts] == [
+        ("ground truth", "k"),
+        ("1", "C0"),
+    ]
 
 
 def test_plot_pattern_derivative():
@@ -188,8 +195,20 @@ def test_plot_noise_overlay():
     out = plotting.plot_noise_overlay(a, b, GRID, _peak(30), patterns, zoom_centre=30.0)
     assert len(out["stacked"]) == 3 and len(out["side"]) == 3
     assert out["side"][0].get_color() == "k" and out["side"][1].get_xdata().min() > 27
+    assert b.get_legend() is None and a.get_legend() is None  # inline labels name the colours
+    assert [t.get_text() for t in a.texts] == ["ground truth", "σ = 0.1", "σ = 0.2"]
     a.clear(), b.clear()
     out = plotting.plot_noise_overlay(a, b, GRID, _peak(30), patterns)
-    assert len(out["side"]) == 2 and b.get_title() == "difference to the ground-truth pattern"
+    assert len(out["side"]) == 2 and b.get_title() == "difference to the ground truth"
     assert np.allclose(out["side"][0].get_ydata(), _peak(31) - _peak(30))
+    plt.close(fig)
+
+
+def test_draw_crystal_gallery():
+    crystal = xrdnb.crystal_from_structure(xrdnb.load_structure("U2Ti"))
+    fig, axes = plt.subplots(1, 3, subplot_kw={"projection": "3d"})
+    out = plotting.draw_crystal_gallery(axes, {"U2Ti": crystal, "U2Ti again": crystal}, fontsize=7.5)
+    assert len(out) == 2 and out[0]["edges"] and not axes[2].get_visible() and axes[1].get_visible()
+    assert axes[0].title.get_fontsize() == 8.5 and axes[0].xaxis.label.get_fontsize() == 7.5
+    assert all(t.get_fontsize() == 7.5 for t in axes[0].get_legend().get_texts())
     plt.close(fig)

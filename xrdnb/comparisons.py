@@ -39,7 +39,18 @@ __all__ = [
     "setting_variants",
     "setting_table",
     "lattice_derivative",
+    "PEAK_LABELS",
+    "pymatgen_display",
+    "sci",
 ]
+
+PEAK_LABELS = {
+    "two_theta": "2θ (°)",
+    "d": "d (Å)",
+    "intensity": "I = Σ w|F|²LP",
+    "intensity_scaled": "I (max = 100)",
+}
+"""Display names of the columns of :func:`xrdnb.peaks.peak_table` that are identifiers (the others are their own)."""
 
 
 def _cosine(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -413,3 +424,35 @@ def setting_table(study: dict, symbols: dict | None = None, value_labels: dict |
         for value, cosine in result["cosine"].items()
     ]
     return pd.DataFrame(rows)
+
+
+def pymatgen_display(comparison: pd.DataFrame, caption: str = ""):
+    """The rows of :func:`compare_with_pymatgen` as a styled table that fits a page.
+
+    The structure's family is written after it, the two peak counts share a column
+    (``xrdnb / pymatgen``), the pattern differences share a header, the multiplicity check reads
+    yes/no and the numbers are shown as ``1.2e−14`` (:func:`sci`). A difference that was not
+    computed (NaN: the peak counts differ) shows as ``—``, and the caption says so.
+    """
+    counts = zip(comparison["peaks (xrdnb)"], comparison["peaks (pymatgen)"], strict=True)
+    table = pd.DataFrame(
+        {
+            "structure (family)": comparison.structure + " (" + comparison.family + ")",
+            "peaks, xrdnb / pymatgen": [f"{a} / {b}" for a, b in counts],
+            "max |Δ2θ| (°)": comparison["max |Δ2θ| (°)"],
+            "max |ΔI| (of 100)": comparison["max |ΔI| (of 100)"],
+            "same multiplicities": comparison["multiplicities equal"].map({True: "yes", False: "no"}),
+            "Σ I of the weak peaks pymatgen omits (of 100)": comparison["weak peaks omitted by pymatgen (Σ I, of 100)"],
+            ("pattern max |Δ| (max = 1)", "dense"): comparison["pattern max |Δ|, dense"],
+            ("pattern max |Δ| (max = 1)", "fast"): comparison["pattern max |Δ|, fast"],
+        }
+    )
+    table.columns = pd.MultiIndex.from_tuples([c if isinstance(c, tuple) else (c, "") for c in table.columns])
+    numbers = [c for c in table.columns if table[c].dtype.kind == "f"]
+    note = "; — : peak counts differ, no peak-by-peak difference" if table[numbers].isna().any().any() else ""
+    return table.style.format(sci, subset=numbers, na_rep="—").hide(axis="index").set_caption(caption + note)
+
+
+def sci(value: float, digits: int = 1) -> str:
+    """``value`` in scientific notation with a true minus sign (``1.2e−14``): the browser does not break it."""
+    return f"{value:.{digits}e}".replace("-", "−")

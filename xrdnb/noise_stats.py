@@ -36,6 +36,10 @@ __all__ = [
     "distortion_records",
     "median_table",
     "matcher_variants",
+    "gallery_display",
+    "projector_display",
+    "split_headers",
+    "median_tables",
 ]
 
 PARAMETERS = [LATTICE_SYMBOLS[name] for name in LATTICE_NAMES]
@@ -285,3 +289,80 @@ def matcher_variants(
         "primitive_cell=False": replace(tolerances, primitive_cell=False),
     }
     return {label: 100 * structures_match(copies, structure, variant).mean() for label, variant in variants.items()}
+
+
+def _joined(values, digits: int) -> str:
+    return ", ".join(f"{v:.{digits}f}" for v in values)
+
+
+def gallery_display(gallery: pd.DataFrame) -> pd.DataFrame:
+    """:func:`benchmark_gallery` in nine columns, to fit a page.
+
+    The formula is shown after the name only where it differs from it, the family of 𝒫 after the
+    crystal system only where it differs from it, and the cell as ``a, b, c (Å)`` (4 decimals) and
+    ``α, β, γ (°)`` (3 decimals).
+    """
+    lengths, angles = (
+        gallery[[LATTICE_LABELS[n] for n in names]].to_numpy() for names in (LATTICE_NAMES[:3], LATTICE_NAMES[3:])
+    )
+    name = [s if s == f else f"{s} ({f})" for s, f in zip(gallery.structure, gallery.formula, strict=True)]
+    system = [
+        c if c == f else f"{c} (𝒫: {f})" for c, f in zip(gallery["crystal system"], gallery["family of 𝒫"], strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "structure": name,
+            "Materials Project": gallery["Materials Project"],
+            "space group": gallery["space group"],
+            "crystal system": system,
+            "sites": gallery.sites,
+            "a, b, c (Å)": [_joined(row, 4) for row in lengths],
+            "α, β, γ (°)": [_joined(row, 3) for row in angles],
+            "V (Å³)": gallery["V (Å³)"],
+            "source": gallery.source,
+        }
+    )
+
+
+def projector_display(stages: dict) -> pd.DataFrame:
+    """The tables of :func:`projector_stages` (``(family, structure)`` → table) as one table that fits a page.
+
+    Rows: ``family: structure (free after 𝒫 ...)`` and ``stage``; columns ``a, b, c (Å)`` (4 decimals)
+    and ``α, β, γ (°)`` (2 decimals) as text, ``in family`` (yes/no), the two errors and the cosine.
+    """
+    parts = {}
+    for (family, name), table in stages.items():
+        free = ", ".join(LATTICE_SYMBOLS.get(p, p) for p in table["free after 𝒫"].iloc[0].split(", "))
+        label = f"{family}: {name} (free after 𝒫: {free})"
+        parts[label] = pd.DataFrame(
+            {
+                "a, b, c (Å)": [_joined(row, 4) for row in table[PARAMETERS[:3]].to_numpy()],
+                "α, β, γ (°)": [_joined(row, 2) for row in table[PARAMETERS[3:]].to_numpy()],
+                "in family": table["in family"].map({True: "yes", False: "no"}),
+                **{c: table[c] for c in ("max |Δl|/l (%)", "max |Δangle| (°)", "cosine to truth")},
+            }
+        ).set_axis(table.stage)
+    return pd.concat(parts, names=["family: example", "stage"])
+
+
+def split_headers(table: pd.DataFrame, sep: str = ", ") -> pd.DataFrame:
+    """Columns named ``"group<sep>item"`` become two header rows (group over item); others keep one, over ``""``.
+
+    The split is at the last ``sep``, so ``"max |Δl|/l (%), distorted"`` is ``("max |Δl|/l (%)", "distorted")``.
+    """
+    pairs = [tuple(c.rsplit(sep, 1)) if sep in c else (c, "") for c in table.columns]
+    return table.set_axis(pd.MultiIndex.from_tuples(pairs), axis=1)
+
+
+def median_tables(records: pd.DataFrame, columns) -> dict[str, pd.DataFrame]:
+    """:func:`median_table` split by noise type (noise type → table indexed by σ).
+
+    A column that is NaN or 0 at every level of a noise type is left out of that type's table: lattice
+    noise has no atom displacement (``mean |Δr| (Å)`` is NaN), coordinate noise leaves the cell as it is.
+    """
+    medians = median_table(records, columns)
+    out = {}
+    for noise in medians.index.unique("noise"):
+        table = medians.xs(noise, level="noise")
+        out[noise] = table.loc[:, (table.notna() & (table != 0)).any()]
+    return out

@@ -8,10 +8,37 @@ explicit data (tensors, rows); none reads results or runs an experiment.
 
 from __future__ import annotations
 
-from .primitives import _numpy
+from .primitives import _numpy, draw_crystal
 from .representation import plot_stacked, plot_variants
 
-__all__ = ["plot_lattice_changes", "plot_displacements", "plot_similarity_boxes", "plot_noise_overlay"]
+__all__ = [
+    "draw_crystal_gallery",
+    "plot_lattice_changes",
+    "plot_displacements",
+    "plot_similarity_boxes",
+    "plot_noise_overlay",
+]
+
+
+def draw_crystal_gallery(axes, crystals: dict, *, fontsize: float = 7):
+    """One cell per 3-D axis (title → crystal, drawn by :func:`draw_crystal`); the axes left over are hidden.
+
+    :func:`draw_crystal` labels its axes in 5–6 pt for a large figure; a gallery sized for the text
+    column gets ``fontsize`` (pt) on the tick and axis labels and the legend instead, 1 pt more on the
+    titles. Returns the drawings, one dict per crystal.
+    """
+    axes = list(axes)
+    out = [draw_crystal(ax, crystal, title=title) for ax, (title, crystal) in zip(axes, crystals.items(), strict=False)]
+    for ax in axes[: len(out)]:
+        ax.tick_params(labelsize=fontsize, pad=0)
+        for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+            axis.label.set_fontsize(fontsize)
+        for text in ax.get_legend().get_texts():
+            text.set_fontsize(fontsize)
+        ax.title.set_fontsize(fontsize + 1)
+    for ax in axes[len(out) :]:
+        ax.set_visible(False)
+    return out
 
 
 def _level_ticks(ax, levels):
@@ -65,7 +92,7 @@ def plot_lattice_changes(ax, changes, levels, parameters=None):
         ylabel="|Δp| / p (%)",
         title="lattice noise: relative change of each parameter",
     )
-    ax.legend(ncol=len(parameters), fontsize=7, loc="lower right")
+    ax.legend(ncol=len(parameters), fontsize=8, loc="lower right")
     return out
 
 
@@ -87,7 +114,7 @@ def plot_displacements(ax, displacements, levels):
     ax.set_yscale("log")
     _level_ticks(ax, levels)
     ax.set(xlabel="coordinate noise σ (Å)", ylabel="|Δr| per atom (Å)", title="coordinate noise: atom displacements")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left")
     return means
 
 
@@ -144,8 +171,11 @@ def plot_noise_overlay(
     Returns
     -------
     dict ``"stacked"`` and ``"side"`` lists of lines.
+
+    The stacked patterns are labelled inline (:func:`plot_stacked`), and the side panel has no legend: its
+    curves have the colours of those labels (the ground truth in black); a legend would cover peaks.
     """
-    out = {"stacked": plot_stacked(ax_full, two_theta, patterns, base=target, title=title)}
+    out = {"stacked": plot_stacked(ax_full, two_theta, patterns, base=target, title=title, inline=True)}
     if zoom_centre is not None:
         curves = {"ground truth": target, **patterns}
         out["side"] = plot_variants(
@@ -153,6 +183,7 @@ def plot_noise_overlay(
         )
         for line, colour in zip(out["side"][1:], range(len(patterns)), strict=True):
             line.set_color(f"C{colour}")
+        ax_side.get_legend().remove()
     else:
         x, t = _numpy(two_theta), _numpy(target)
         out["side"] = [
@@ -163,7 +194,6 @@ def plot_noise_overlay(
             xlabel="2θ (°)",
             ylabel="distorted − ground truth",
             xlim=(float(x[0]), float(x[-1])),
-            title="difference to the ground-truth pattern",
+            title="difference to the ground truth",
         )
-        ax_side.legend(fontsize=7)
     return out

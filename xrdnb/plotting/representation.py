@@ -52,14 +52,16 @@ def plot_form_factors(ax, s, f, elements, z, s_reflections=None, *, title: str =
         sr = _numpy(s_reflections)
         lines += ax.plot(sr, 0 * sr, "|", color="k", ms=10, label="reflections of the structure")
     ax.set(xlabel="s = sinθ/λ (Å⁻¹)", ylabel="f(s) (electrons)", xlim=(0, float(x[-1])), title=title)
-    ax.legend(fontsize=8)
+    ax.set_ylim(top=1.45 * float(f.max()))  # room for the legend above the curves
+    ax.legend(fontsize=8, loc="upper right")
     return lines
 
 
 def plot_lorentz_polarization(ax, two_theta, lp):
     """The Lorentz–polarization factor ``(M,)`` against 2θ ``(M,)`` (degrees) on a log axis; returns the line."""
     (line,) = ax.semilogy(_numpy(two_theta), _numpy(lp), color="C3")
-    ax.set(xlabel="2θ (°)", ylabel="LP(θ)", title="Lorentz–polarization factor (unpolarised beam)")
+    ax.set(xlabel="2θ (°)", ylabel="LP(θ)", title="Lorentz–polarization factor")
+    ax.text(0.97, 0.95, "unpolarised beam", transform=ax.transAxes, ha="right", va="top", fontsize=8)
     return line
 
 
@@ -93,7 +95,7 @@ def plot_peak_profiles(ax_lin, ax_log, offset, curves: dict, fwhm: float, window
     ax_lin.annotate(
         f"FWHM H = {fwhm:.3f}°", (fwhm / 2, 0.5), xytext=(fwhm, 0.62), arrowprops=dict(arrowstyle="->", lw=0.8)
     )
-    ax_lin.legend(fontsize=8)
+    ax_lin.legend(fontsize=8, loc="upper left")
     out["window"] = [ax_log.axvline(sign * window, color="grey", lw=0.8) for sign in (-1, 1)]
     ax_log.text(window, 0.3, " window of the\n fast renderer", fontsize=8, va="top")
     ax_log.set(ylim=(1e-6, 2), xlabel="2θ − 2θ₀ (°)", ylabel="profile (log scale)", title="log scale: Lorentzian tails")
@@ -184,7 +186,7 @@ def plot_variants(ax, two_theta, patterns: dict, *, centre: float, half_width: f
             x[window], _numpy(y)[window], lw=1.8 if bold else 1.0, color="k" if bold else None, label=label
         )
     ax.set(xlabel="2θ (°)", ylabel="intensity (max = 1)", title=title)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     return lines
 
 
@@ -259,9 +261,20 @@ SYMBOL = {"eta": "η", "wavelength": "X-ray line"}
 
 
 def plot_stacked(
-    ax, two_theta, patterns: dict, *, offset: float = 1.1, base=None, base_label: str = "ground truth", title: str = ""
+    ax,
+    two_theta,
+    patterns: dict,
+    *,
+    offset: float = 1.1,
+    base=None,
+    base_label: str = "ground truth",
+    title: str = "",
+    inline: bool = False,
 ):
     """Patterns (label → ``(P,)``, max = 1) stacked ``offset`` apart, above an optional ``base`` pattern in black.
+
+    ``inline``: each pattern's label is written in its colour at the right end, above its baseline (in the
+    gap between the patterns, where high-angle peaks are weak), instead of a legend that would cover peaks.
 
     Returns the lines (the base first, if given).
     """
@@ -270,14 +283,26 @@ def plot_stacked(
     start = 0 if base is None else 1
     for i, (label, y) in enumerate(patterns.items(), start):
         lines += ax.plot(x, _numpy(y) + offset * i, lw=0.7, color=f"C{i - start}", label=label)
+    room = 1.3 if inline else 1.7  # a legend needs more room above the top pattern
     ax.set(
         xlabel="2θ (°)",
         ylabel=f"intensity (max = 1, offset by {offset:g})",
         title=title,
         xlim=(float(x[0]), float(x[-1])),
-        ylim=(-0.1, offset * (len(patterns) + start - 1) + 1.3),
+        ylim=(-0.1, offset * (len(patterns) + start - 1) + room),
     )
-    ax.legend(fontsize=7, loc="upper right", ncol=2 if len(lines) > 3 else 1)
+    if inline:
+        for i, line in enumerate(lines):
+            ax.text(
+                0.99 * float(x[-1]),
+                offset * (i + 0.45),
+                line.get_label(),
+                color=line.get_color(),
+                ha="right",
+                fontsize=8,
+            )
+    else:
+        ax.legend(fontsize=8, loc="upper right", ncol=2 if len(lines) > 3 else 1)
     return lines
 
 
