@@ -123,12 +123,14 @@ def draw_crystal(
         ax.legend(fontsize=6, loc="upper left", handletextpad=0.1, borderpad=0.2, markerscale=0.6)
     else:
         out["atoms"].append(ax.scatter(*xyz.T, s=6, color=colour, depthshade=False))
-    ax.set_box_aspect(np.ptp(np.concatenate(boxes), axis=0))
+    extent = np.ptp(np.concatenate(boxes), axis=0)
+    ax.set_box_aspect(extent)
     ax.view_init(elev=view[0], azim=view[1])
     ax.set_title(title, fontsize=8)
     ax.tick_params(labelsize=5, pad=0)
-    for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
-        axis.set_major_locator(MaxNLocator(3))
+    for axis, size in zip((ax.xaxis, ax.yaxis, ax.zaxis), extent, strict=True):
+        # a short side of a long cell (NaInS2) has room for two labels, not three
+        axis.set_major_locator(MaxNLocator(2 if size < 0.35 * extent.max() else 3))
     for axis, label in zip("xyz", ["x (Å)", "y (Å)", "z (Å)"], strict=True):
         getattr(ax, f"set_{axis}label")(label, fontsize=6, labelpad=-8)
     return out
