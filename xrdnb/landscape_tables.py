@@ -260,7 +260,7 @@ ROUGHNESS_MEANING = {
 """Caption text of each roughness number (:data:`ROUGHNESS_COLUMNS`)."""
 
 ROUGHNESS_FORMATS = {"minima": "{:.0f}", "basin fraction": "{:.2f}"}
-"""Display format of each roughness number: a count, a fraction."""
+"""Display format of each roughness number (a count, a fraction)."""
 
 
 def roughness_tables(

@@ -28,7 +28,7 @@ __all__ = [
 
 
 FIGURE_WIDTH = 7.6
-"""Width (inches) of the widest figure of chapter 4: 836 px at 110 dpi, in the 688 px text column."""
+"""Width in inches of the widest figure of chapter 4 (836 px at 110 dpi, in the 688 px text column)."""
 
 
 def _panel_grid(n: int, ncols: int, *, height: float, **kw):

@@ -28,7 +28,7 @@ __all__ = [
 
 
 FIGURE_WIDTH = 7.6
-"""Width (inches) of the widest figure of chapters 3 and 5: 836 px at 110 dpi, in the 688 px text column."""
+"""Width in inches of the widest figure of chapters 3 and 5 (836 px at 110 dpi, in the 688 px text column)."""
 
 
 def _legend_below(fig, axes, *, ncol: int = 3, fontsize: float = 7.5):
