@@ -147,3 +147,18 @@ def test_roughness_medians_are_per_loss_with_display_names():
     assert medians.index.tolist() == ["cosine", "cross-correlation"]
     assert medians.loc["cosine"].tolist() == [2.0, 0.75]
     assert medians.columns.tolist() == ["median minima", "median basin fraction"]
+
+
+def test_roughness_tables_one_table_per_number_with_display_names():
+    table = pd.DataFrame(
+        {"structure": ["Au2S"] * 4 + ["SrTe"] * 4, "family": "cubic", "axis": "a–c"}
+        | {"loss": ["cosine", "mse", "entropy", "cross_correlation"] * 2}
+        | {"minima": [3, 2, 2, 1, 5, 4, 4, 2], "basin fraction": [0.2, 0.3, 0.4, 0.9, 0.1, 0.1, 0.2, 0.5]}
+    )
+    tables = lt.roughness_tables(table, index=["structure", "family"])
+    assert list(tables) == list(lt.ROUGHNESS_COLUMNS) == list(lt.ROUGHNESS_MEANING) == list(lt.ROUGHNESS_FORMATS)
+    minima = tables["minima"]
+    assert minima.columns.tolist() == ["cosine", "MSE", "entropy", "cross-correlation"]
+    assert minima.index.names == ["structure", "family"] and minima.columns.name is None
+    assert minima.loc[("SrTe", "cubic")].tolist() == [5, 4, 4, 2]
+    assert tables["basin fraction"].loc[("Au2S", "cubic"), "cross-correlation"] == pytest.approx(0.9)

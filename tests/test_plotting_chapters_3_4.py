@@ -98,6 +98,28 @@ def test_similarity_slices_one_panel_per_channel():
     fig = plotting.similarity_slices(land)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert [t.split(":")[0] for t in titles] == ["cosine", "entropy"]
+    fig = plotting.similarity_slices(land, losses=["cosine", "entropy", "cosine"])
+    assert sum(not ax.get_visible() for ax in fig.axes) == 1  # 2 × 2, the fourth panel unused
+
+
+def test_figures_fit_the_text_column():
+    """At the chapters' 110 dpi no figure is more than 917 px wide (shown at >= 75 % in the 688 px column)."""
+    slices = {k: _double_well() for k in range(15)}
+    figures = [
+        plotting.slice_panels(slices, label="cosine"),
+        plotting.slices_with_end_points({"U2Ti": _double_well(), "BPO4": _double_well()}, {}, label="cos"),
+        plotting.axis_cut_panels({(f"S{k}", "a"): v for k in range(10) for v in _cuts().values()}, "length"),
+        plotting.similarity_slices(_double_well(channels=("cosine", "entropy"))),
+        plotting.similarity_vs_distance(_rows()),
+        plotting.lattice_errors(_rows()),
+    ]
+    for fig in figures:
+        fig.canvas.draw()
+        assert fig.get_size_inches()[0] <= 8.3
+        assert fig.get_tightbbox().width <= 8.3  # inches: the tight box, what the inline backend saves
+    assert len([ax for ax in figures[0].axes if ax.get_title()]) == 15
+    assert figures[0].axes[0].get_position().x0 < figures[0].axes[2].get_position().x0  # 3 per row
+    assert figures[0].axes[2].get_position().y0 != figures[0].axes[3].get_position().y0
 
 
 def _rows():
@@ -117,13 +139,17 @@ def _rows():
 
 
 def test_similarity_vs_distance_one_panel_per_noise_type_and_run():
-    fig = plotting.similarity_vs_distance(_rows(), 0.9)
-    axes = np.array(fig.axes).reshape(2, 2)
-    assert not axes[1, 1].get_visible()  # no constrained coordinate runs
+    fig = plotting.similarity_vs_distance(_rows(), 0.9, ncols=2)
+    axes = np.array(fig.axes).reshape(2, 2)  # three panels in rows of two: no constrained coordinate runs
+    assert [ax.get_title() for ax in axes.flat[:3]] == [
+        "lattice: cosine", "lattice: cosine + constraints", "coordinates: cosine",
+    ]  # fmt: skip
+    assert not axes[1, 1].get_visible()
     match, no_match = axes[0, 0].collections
     assert match.get_label() == "match (1)" and no_match.get_label() == "no match (1)"  # the invalid copy is left out
     assert np.ravel(no_match.get_offsets()).tolist() == pytest.approx([0.2, 0.6])
-    assert axes[0, 1].get_title() == "lattice: cosine + constraints"
+    assert axes[0, 0].get_ylabel() and not axes[0, 1].get_ylabel()  # the first panel of each row
+    assert fig.get_size_inches()[0] <= plotting.FIGURE_WIDTH
 
 
 def test_lattice_errors_start_against_end_with_a_floor():
@@ -168,10 +194,28 @@ def test_hkl_label_puts_bars_over_negative_indices():
 def test_loss_curve_grid_rows_per_panel_columns_per_run():
     trajectory = {"steps": np.arange(3), "loss": np.array([[1.0, 2.0], [0.5, 1.0], [0.25, 0.5]])}
     curves = {("lattice", 0.1): {"cosine": trajectory, "MSE": trajectory}, ("coordinates", 0.05): {"MSE": trajectory}}
-    fig = plotting.loss_curve_grid(curves)
-    axes = np.array(fig.axes).reshape(2, 2)
-    assert axes[0, 0].get_title() == "lattice 0.1: cosine" and axes[1, 1].get_title() == "coordinates 0.05 Å: MSE"
-    assert not axes[1, 0].get_visible()
+    fig = plotting.loss_curve_grid(curves, ncols=2)
+    axes = np.array(fig.axes).reshape(2, 2)  # three panels in rows of two
+    assert axes[0, 0].get_title() == "lattice 0.1: cosine" and axes[1, 0].get_title() == "coordinates 0.05 Å: MSE"
+    assert not axes[1, 1].get_visible()
     assert axes[0, 1].get_yscale() == "log" and axes[0, 0].get_yscale() == "linear"
     assert axes[0, 1].get_ylabel() == "loss (MSE)" and axes[0, 0].get_ylabel() == "loss (−cosine)"
     assert len(axes[0, 0].lines) == 2  # one line per copy
+    assert axes[0, 0].get_legend() and axes[1, 0].get_legend() and not axes[0, 1].get_legend()  # copies named once
+
+
+def test_energy_slices_figure_two_per_row_one_legend():
+    land = _double_well().grid
+    cases = {("U2Ti", "a", "c"): (land, land), ("U2Ti", "c", "gamma"): (land, land), ("X", "a", "b"): (land, land)}
+    truths = pd.DataFrame({"structure": ["U2Ti", "X"], "relaxed_a": 4.0, "relaxed_b": 4.0, "relaxed_c": 6.0})
+    truths = truths.assign(relaxed_gamma=120.0)
+    fig = plotting.energy_slices_figure(cases, truths, title="energy")
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["U2Ti, a–c", "U2Ti, c–γ", "X, a–b"]
+    assert panels[0].get_position().y0 == panels[1].get_position().y0 > panels[2].get_position().y0
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "ground truth",
+        "CHGNet-relaxed lattice",
+        "slice minimum",
+    ]
+    assert fig.get_suptitle() == "energy" and fig.get_size_inches()[0] <= 8.3

@@ -175,10 +175,11 @@ def test_tables_on_synthetic_rows():
     )  # fmt: skip
     rates = rt.match_rate_table(relax_rows, gd)
     assert list(rates.columns) == [
-        "copies", "start (distorted)", "XRD GD: cosine", "XRD GD: cosine + constraints", "CHGNet: match",
-        "CHGNet: recovered",
+        ("distorted start", "copies"), ("distorted start", "match"), ("XRD GD: match", "cosine"),
+        ("XRD GD: match", "cosine + constraints"), ("CHGNet", "match"), ("CHGNet", "recovered"),
     ]  # fmt: skip
-    assert rates.iloc[0]["CHGNet: match"] == 100 and rates.iloc[0]["XRD GD: cosine"] == 0
+    assert rates.index.names == ["noise", "σ"]
+    assert rates.iloc[0][("CHGNet", "match")] == 100 and rates.iloc[0][("XRD GD: match", "cosine")] == 0
     truths = pd.DataFrame({"structure": ["X"], "space_group": ["P6/mmm"]})
     constrained = rt.constrained_table(relax_rows, truths, gd)
     row = constrained.iloc[0]
@@ -195,3 +196,22 @@ def test_lattice_errors_separate_lengths_and_angles():
     length, angle = lattice_errors(Lattice.from_parameters(4.04, 4.0, 3.0, 90, 90, 121), ref)
     assert length == pytest.approx(0.01) and angle == pytest.approx(1.0)
     assert lattice_errors(Lattice.cubic(9.0), ref) == (np.inf, np.inf)
+
+
+def test_truth_table_readable_columns():
+    lattice = {"a": 4.0, "b": 4.0, "c": 6.0, "alpha": 90.0, "beta": 90.0, "gamma": 120.0}
+    truths = pd.DataFrame(
+        {"structure": ["X", "Y"], "family": "hexagonal", "sites": 3, "steps": [6, 500], "converged": [True, False]}
+        | {f"dft_{n}": v for n, v in lattice.items()}
+        | {f"relaxed_{n}": v * (1.01 if n == "c" else 1.0) for n, v in lattice.items()}
+        | {"match": [True, False], "energy": -5.0, "initial_energy": -4.999}
+    )
+    table = rt.truth_table(truths)
+    assert list(table.columns) == [
+        "structure", "family", "sites", "relaxation steps", "a, b, c change (%)", "α, β, γ change (°)",
+        "matches DFT cell", "E (eV/atom)", "relaxation ΔE (meV/atom)",
+    ]  # fmt: skip
+    assert table["relaxation steps"].tolist() == ["6", "500 (not converged)"]
+    assert table["matches DFT cell"].tolist() == ["yes", "no"]
+    assert table["a, b, c change (%)"].iloc[0] == "+0.00, +0.00, +1.00"
+    assert table["relaxation ΔE (meV/atom)"].iloc[0] == pytest.approx(-1.0)

@@ -58,6 +58,9 @@ __all__ = [
     "roughness_table",
     "roughness_medians",
     "roughness_pivot",
+    "ROUGHNESS_MEANING",
+    "ROUGHNESS_FORMATS",
+    "roughness_tables",
     "relative_axis",
     "end_points_on_slice",
     "overlay_table",
@@ -248,6 +251,28 @@ def roughness_pivot(
     wide = table.pivot_table(index=list(index), columns="loss", values=list(ROUGHNESS_COLUMNS), sort=False)
     wide = wide.reindex(columns=pd.MultiIndex.from_product([list(ROUGHNESS_COLUMNS), list(losses)]))
     return wide.rename(columns={loss: run_label(loss, False) for loss in losses}, level=1)
+
+
+ROUGHNESS_MEANING = {
+    "minima": "strict local minima of the loss",
+    "basin fraction": "fraction of the grid whose steepest descent ends in the ground truth's basin",
+}
+"""Caption text of each roughness number (:data:`ROUGHNESS_COLUMNS`)."""
+
+ROUGHNESS_FORMATS = {"minima": "{:.0f}", "basin fraction": "{:.2f}"}
+"""Display format of each roughness number (a count, a fraction)."""
+
+
+def roughness_tables(
+    table: pd.DataFrame, index: Sequence[str] = ("structure", "family", "axis"), losses: Sequence[str] = LOSS_NAMES
+) -> dict[str, pd.DataFrame]:
+    """:func:`roughness_pivot` split by roughness number: ``{"minima": ..., "basin fraction": ...}``.
+
+    Each table has rows ``index`` and one column per loss (display names), so that each fits the
+    text column on its own; the keys are those of :data:`ROUGHNESS_MEANING` and :data:`ROUGHNESS_FORMATS`.
+    """
+    wide = roughness_pivot(table, index=index, losses=losses)
+    return {measure: wide[measure].rename_axis(columns=None) for measure in ROUGHNESS_COLUMNS}
 
 
 def roughness_medians(table: pd.DataFrame) -> pd.DataFrame:

@@ -140,7 +140,12 @@ def diagnosis_table(rows: pd.DataFrame, by: Sequence[str] = ("structure", "noise
 
 
 def truth_table(truths: pd.DataFrame) -> pd.DataFrame:
-    """How far CHGNet moves each ground truth, one display row per structure (rows of :func:`.load_truths`)."""
+    """How far CHGNet moves each ground truth, one display row per structure (rows of :func:`.load_truths`).
+
+    Columns: ``structure``, ``family``, ``sites``, ``relaxation steps`` (with "(not converged)" where the
+    relaxation stopped at its step limit), ``a, b, c change (%)``, ``α, β, γ change (°)``, ``matches
+    DFT cell`` (yes/no), ``E (eV/atom)`` and ``relaxation ΔE (meV/atom)``.
+    """
     from .vocabulary import LATTICE_NAMES
 
     def change(row, names, relative):
@@ -155,11 +160,13 @@ def truth_table(truths: pd.DataFrame) -> pd.DataFrame:
             "structure": truths["structure"],
             "family": truths["family"],
             "sites": truths["sites"],
-            "steps": truths["steps"],
-            "converged": truths["converged"],
+            "relaxation steps": [
+                f"{int(n)}" + ("" if ok else " (not converged)")
+                for n, ok in zip(truths["steps"], truths["converged"].astype(bool), strict=True)
+            ],
             "a, b, c change (%)": [change(r, LATTICE_NAMES[:3], True) for _, r in truths.iterrows()],
             "α, β, γ change (°)": [change(r, LATTICE_NAMES[3:], False) for _, r in truths.iterrows()],
-            "still matches DFT cell": truths["match"].astype(bool),
+            "matches DFT cell": truths["match"].astype(bool).map({True: "yes", False: "no"}),
             "E (eV/atom)": truths["energy"],
             "relaxation ΔE (meV/atom)": 1e3 * (truths["energy"] - truths["initial_energy"]),
         }
@@ -169,9 +176,12 @@ def truth_table(truths: pd.DataFrame) -> pd.DataFrame:
 def match_rate_table(relax_rows: pd.DataFrame, gd_rows: pd.DataFrame | None = None) -> pd.DataFrame:
     """Rates (%) per (noise type, level) of the free relaxations, beside XRD gradient descent from the same copies.
 
-    Columns: ``copies``, ``start (distorted)`` (match), one ``XRD GD: <run>`` column per run of
-    ``gd_rows`` (their ``run`` label, e.g. :attr:`xrdnb.selection.Selection.rows`), ``CHGNet: match``
-    and ``CHGNet: recovered`` (:func:`xrdnb.selection.recovered` against the relaxed ground truth).
+    Rows ``(noise, σ)``. Columns, in two header levels so that the table fits the text column:
+    ``(distorted start, copies)``, ``(distorted start, match)``, one ``(XRD GD: match, <run>)`` column
+    per run of ``gd_rows`` (their ``run`` label, e.g. :attr:`xrdnb.selection.Selection.rows`),
+    ``(CHGNet, match)`` and ``(CHGNet, recovered)`` (:func:`xrdnb.selection.recovered` against the
+    relaxed ground truth). A run that has no rows at a level (there are no constrained coordinate
+    runs) is NaN there.
     """
     from .selection import recovered
 
@@ -189,7 +199,16 @@ def match_rate_table(relax_rows: pd.DataFrame, gd_rows: pd.DataFrame | None = No
         table = table[["copies", "start (distorted)", *gd.columns, "CHGNet: match", "CHGNet: recovered"]]
     rates = [c for c in table.columns if c != "copies"]
     order = sorted(table.index, key=lambda k: (NOISE_TYPES.index(k[0]), k[1]))
-    return table.assign(**{c: 100 * table[c].astype(float) for c in rates}).loc[order]
+    table = table.assign(**{c: 100 * table[c].astype(float) for c in rates}).loc[order]
+    table.columns = pd.MultiIndex.from_tuples([_rate_header(c) for c in table.columns])
+    return table.rename_axis(index=["noise", "σ"])
+
+
+def _rate_header(column: str) -> tuple[str, str]:
+    if column in ("copies", "start (distorted)"):
+        return ("distorted start", "match" if column != "copies" else column)
+    group, name = column.split(": ", 1)
+    return (f"{group}: match" if group == "XRD GD" else group, name)
 
 
 def constrained_table(

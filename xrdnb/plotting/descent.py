@@ -4,6 +4,11 @@ Similarity against distance, lattice errors, SI Fig. S4, loss curves of many cel
 
 Every function draws on a matplotlib ``Axes`` it is given (or returns a new ``Figure``) and takes
 explicit data (tensors, rows); none reads results or runs an experiment.
+
+The figures are sized for the book's text column (at most :data:`FIGURE_WIDTH` inches wide, so
+that at the chapters' 110 dpi they are shown at no less than 75 % of their size): grids of many
+runs flow into rows of three panels, and matplotlib's constrained layout makes room for a
+``suptitle`` added afterwards.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from .primitives import _numpy, draw_crystal, plot_loss_curve, plot_pattern
 
 __all__ = [
+    "FIGURE_WIDTH",
     "similarity_vs_distance",
     "lattice_errors",
     "lattice_change_bars",
@@ -21,61 +27,76 @@ __all__ = [
 ]
 
 
-def similarity_vs_distance(rows, threshold: float = 0.9):
-    """End points of GD: cosine similarity to the target pattern against AMD distance to the truth.
+FIGURE_WIDTH = 7.6
+"""Width in inches of the widest figure of chapter 4 (836 px at 110 dpi, in the 688 px text column)."""
 
-    One panel per noise type (rows) and run (columns) of ``rows`` (analysed sweep rows with a
-    ``run`` label column), coloured by the matcher's verdict; invalid end points are left out.
-    """
+
+def _panel_grid(n: int, ncols: int, *, height: float, **kw):
+    """A figure of ``n`` panels in rows of ``ncols`` (constrained layout), the unused ones hidden; the panels."""
     import matplotlib.pyplot as plt
 
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(FIGURE_WIDTH, height * nrows + 0.6), squeeze=False, layout="constrained", **kw
+    )
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def similarity_vs_distance(rows, threshold: float = 0.9, *, ncols: int = 3):
+    """End points of GD: cosine similarity to the target pattern against AMD distance to the truth.
+
+    One panel per noise type and run of ``rows`` (analysed sweep rows with a ``run`` label column)
+    that has valid end points, in rows of ``ncols``, coloured by the matcher's verdict; invalid end
+    points are left out.
+    """
     from ..gd_tables import run_order
     from ..vocabulary import NOISE_TYPES
 
     valid = rows[rows["valid"].astype(bool)]
     kinds = [t for t in NOISE_TYPES if t in set(rows["noise_type"])]
-    runs = run_order(rows)
-    fig, axes = plt.subplots(
-        len(kinds), len(runs), figsize=(2.6 * len(runs), 2.9 * len(kinds)), squeeze=False, sharey=True
-    )
-    for i, kind in enumerate(kinds):
-        for j, run in enumerate(runs):
-            ax, sub = axes[i, j], valid[(valid["noise_type"] == kind) & (valid["run"] == run)]
-            if sub.empty:
-                ax.set_visible(False)
-                continue
-            for matched, colour, label in [(True, "C2", "match"), (False, "C3", "no match")]:
-                part = sub[sub["match"].astype(bool) == matched]
-                ax.scatter(
-                    part["amd_distance"].clip(lower=1e-4),
-                    part["similarity_cosine"],
-                    s=10,
-                    color=colour,
-                    alpha=0.7,
-                    label=f"{label} ({len(part)})",
-                    edgecolor="none",
-                )
-            ax.axhline(threshold, color="grey", lw=0.8, ls="--")
-            ax.set_xscale("log")
-            ax.set(
-                title=f"{kind}: {run}",
-                xlabel="AMD distance to truth (Å)",
-                ylim=(-0.02, 1.02),
-                ylabel="cosine similarity after GD" if j == 0 else None,
+    panels = [
+        (kind, run, sub)
+        for kind in kinds
+        for run in run_order(rows)
+        if not (sub := valid[(valid["noise_type"] == kind) & (valid["run"] == run)]).empty
+    ]
+    fig, axes = _panel_grid(len(panels), ncols, height=2.3, sharey=True)
+    ncols = min(ncols, len(panels))
+    for k, (ax, (kind, run, sub)) in enumerate(zip(axes, panels, strict=True)):
+        for matched, colour, label in [(True, "C2", "match"), (False, "C3", "no match")]:
+            part = sub[sub["match"].astype(bool) == matched]
+            ax.scatter(
+                part["amd_distance"].clip(lower=1e-4),
+                part["similarity_cosine"],
+                s=10,
+                color=colour,
+                alpha=0.7,
+                label=f"{label} ({len(part)})",
+                edgecolor="none",
             )
-            ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
+        ax.axhline(threshold, color="grey", lw=0.8, ls="--")
+        ax.set_xscale("log")
+        ax.set(xlabel="AMD distance to truth (Å)", ylim=(-0.02, 1.02))
+        ax.set_title(f"{kind}: {run}", fontsize=9)
+        ax.set_ylabel("cosine similarity after GD" if k % ncols == 0 else "")
+        ax.legend(fontsize=7, loc="lower left", handletextpad=0.2, borderpad=0.3)
     return fig
 
 
 def lattice_errors(rows):
-    """Lattice runs: each copy's largest length error (relative, %) and angle error (°), start against end."""
+    """Lattice runs: each copy's largest length error (relative, %) and angle error (°), start against end.
+
+    Two panels side by side, one legend (the runs) under them.
+    """
     import matplotlib.pyplot as plt
 
     from ..gd_tables import run_order
 
     lattice = rows[rows["noise_type"] == "lattice"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    fig, axes = plt.subplots(1, 2, figsize=(FIGURE_WIDTH, 4.0), layout="constrained")
     columns = [("length", "%", "max_length_error_rel", 100.0), ("angle", "°", "max_angle_error", 1.0)]
     for ax, (kind, unit, column, scale) in zip(axes, columns, strict=True):
         start, end = scale * lattice[f"start_{column}"], scale * lattice[column]
@@ -97,10 +118,10 @@ def lattice_errors(rows):
             yscale="log",
             xlabel=f"largest {kind} error of the distorted start ({unit})",
             ylabel=f"largest {kind} error after GD ({unit})",
-            title=f"cell {kind}s" + (" (relative)" if kind == "length" else ""),
         )
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+        ax.set_title(f"cell {kind}s" + (" (relative)" if kind == "length" else ""), fontsize=9)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=7.5)
     return fig
 
 
@@ -119,7 +140,7 @@ def lattice_change_bars(ax, lattice, truth, *, colour="k", limit: float | None =
             d,
             f"{v:.2f}{' Å' if k < 3 else '°'}",
             rotation=90,
-            fontsize=6,
+            fontsize=6.5,
             ha="center",
             va="bottom" if d >= 0 else "top",
         )
@@ -180,13 +201,13 @@ def fig_s4(table, crystals: dict, patterns: dict, *, settings=None, n_labelled_p
     truth = crystals[names[0]].lattice[0]
     limit = max(16.0, 1.25 * max(float((100 * (c.lattice[0] - truth).abs() / truth).max()) for c in crystals.values()))
     two_theta = settings.grid()
-    fig = plt.figure(figsize=(12, 2.6 * len(names)))
-    grid = fig.add_gridspec(len(names), 3, width_ratios=[1.1, 3.0, 1.4])
+    fig = plt.figure(figsize=(FIGURE_WIDTH, 2.3 * len(names) + 0.6), layout="constrained")
+    grid = fig.add_gridspec(len(names), 3, width_ratios=[1.25, 3.0, 1.2])
     for i, name in enumerate(names):
         colour, crystal = (f"C{i}" if i else "k"), crystals[name]
         ax = fig.add_subplot(grid[i, 0])
         lattice_change_bars(ax, _numpy(crystal.lattice[0]), _numpy(truth), colour=colour, limit=limit)
-        ax.set_title(name)
+        ax.set_title(name, fontsize=9)
         ax = fig.add_subplot(grid[i, 1])
         verdict = "match" if table.loc[name, "structure match"] == "yes" else "no match"
         plot_pattern(
@@ -199,43 +220,39 @@ def fig_s4(table, crystals: dict, patterns: dict, *, settings=None, n_labelled_p
             title=f"cosine similarity {table.loc[name, 'cosine similarity']:.2f} · {verdict}",
         )
         ax.set_ylim(-0.03, 1.25)
+        ax.set_ylabel("intensity (max = 1)")
+        ax.legend(loc="upper right", fontsize=7)  # the strongest peaks, and their labels, are on the left
         label_peaks(ax, crystal, patterns[name], settings, n=n_labelled_peaks, colour=colour)
-        draw_crystal(
-            fig.add_subplot(grid[i, 2], projection="3d"),
-            crystal,
-            colour=colour,
-            reference=crystals[names[0]] if i else None,
-            images=False,
-        )
-    fig.tight_layout()
+        cell = fig.add_subplot(grid[i, 2], projection="3d")
+        draw_crystal(cell, crystal, colour=colour, reference=crystals[names[0]] if i else None, images=False)
+        cell.tick_params(labelsize=6)  # a little larger than draw_crystal's: the cell panel is small here
+        for axis in "xyz":
+            getattr(cell, f"{axis}axis").label.set_fontsize(6.5)
     return fig
 
 
-def loss_curve_grid(curves: dict):
-    """Recorded losses of several runs: one row per ``(noise_type, level)``, one column per run, a line per copy.
+def loss_curve_grid(curves: dict, *, ncols: int = 3):
+    """Recorded losses of several runs: one panel per ``(noise_type, level)`` and run, a line per copy.
 
     ``curves`` maps ``(noise_type, level)`` to ``{run label: trajectories}``
     (:func:`xrdnb.gd_tables.run_trajectories`: ``steps (T,)``, ``loss (T, B)``); MSE on a log scale.
+    The panels follow ``curves`` and, within one, its runs, in rows of ``ncols``; the first panel of
+    each ``(noise_type, level)`` names the copies.
     """
-    import matplotlib.pyplot as plt
-
     from ..vocabulary import NOISE_UNITS, RUN_LABELS
 
     loss_of = {label: loss for (loss, _), label in RUN_LABELS.items()}
-    runs = list(dict.fromkeys(run for panel in curves.values() for run in panel))
-    fig, axes = plt.subplots(len(curves), len(runs), figsize=(2.6 * len(runs), 2.7 * len(curves)), squeeze=False)
-    for i, ((kind, level), panel) in enumerate(curves.items()):
-        for j, run in enumerate(runs):
-            ax = axes[i, j]
-            if run not in panel:
-                ax.set_visible(False)
-                continue
-            loss = panel[run]["loss"]
-            labels = [f"copy {b}" for b in range(loss.shape[1])] if j == 0 and loss.shape[1] <= 8 else None
-            plot_loss_curve(
-                ax, panel[run]["steps"], loss, loss_name=loss_of.get(run.removesuffix(" + constraints")), labels=labels
-            )
-            unit = NOISE_UNITS[kind]
-            ax.set_title(f"{kind} {level:g}{' ' + unit if unit else ''}: {run}", fontsize=9)
-    fig.tight_layout()
+    panels = [(kind, level, run, traj) for (kind, level), panel in curves.items() for run, traj in panel.items()]
+    fig, axes = _panel_grid(len(panels), ncols, height=2.1)
+    for k, (ax, (kind, level, run, traj)) in enumerate(zip(axes, panels, strict=True)):
+        loss = traj["loss"]
+        first = k == 0 or panels[k - 1][:2] != (kind, level)
+        labels = [f"copy {b}" for b in range(loss.shape[1])] if first and loss.shape[1] <= 8 else None
+        plot_loss_curve(
+            ax, traj["steps"], loss, loss_name=loss_of.get(run.removesuffix(" + constraints")), labels=labels
+        )
+        if labels is not None:
+            ax.legend(fontsize=7, handlelength=1.2, labelspacing=0.2, borderpad=0.3)
+        unit = NOISE_UNITS[kind]
+        ax.set_title(f"{kind} {level:g}{' ' + unit if unit else ''}: {run}", fontsize=8.5)
     return fig

@@ -4,6 +4,11 @@ Slice panels with their minima, GD end points on slices, symmetry-axis cuts, CHG
 
 Every function draws on a matplotlib ``Axes`` it is given (or returns a new ``Figure``) and takes
 explicit data (tensors, rows); none reads results or runs an experiment.
+
+The figures are sized for the book's text column: at most :data:`FIGURE_WIDTH` inches wide (at
+the chapters' 110 dpi an image that wide is shown at no less than 75 % of its size), panels
+reflowed into more rows rather than made narrower, and laid out by matplotlib's constrained
+layout (which also makes room for a ``suptitle`` added afterwards).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from .primitives import draw_slice, draw_slice_points
 
 __all__ = [
+    "FIGURE_WIDTH",
     "mark_minima",
     "slice_panels",
     "END_POINT_STYLE",
@@ -19,6 +25,20 @@ __all__ = [
     "similarity_slices",
     "energy_slices_figure",
 ]
+
+
+FIGURE_WIDTH = 7.6
+"""Width in inches of the widest figure of chapters 3 and 5 (836 px at 110 dpi, in the 688 px text column)."""
+
+
+def _legend_below(fig, axes, *, ncol: int = 3, fontsize: float = 7.5):
+    """One legend for the figure, under its panels: the distinct labels of ``axes`` in order of appearance."""
+    handles: dict = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=ncol, fontsize=fontsize)
 
 
 def mark_minima(ax, sl, values, **style):
@@ -39,10 +59,11 @@ def _roughness_text(grid, values) -> str:
     return f"{r.n_minima} minima, basin {r.basin_fraction:.2f}"
 
 
-def slice_panels(landscapes: dict, *, label: str, vmin=0.0, vmax=1.0, ncols: int = 5):
+def slice_panels(landscapes: dict, *, label: str, vmin=0.0, vmax=1.0, ncols: int = 3):
     """One heat map per slice (SI Fig. S2), with its strict local minima and roughness in the title.
 
-    ``landscapes`` maps keys to :class:`xrdnb.landscape_tables.Landscape` of single-channel slices.
+    ``landscapes`` maps keys to :class:`xrdnb.landscape_tables.Landscape` of single-channel slices;
+    ``ncols`` panels per row (the 15 slices of Fig. S2: 5 rows of 3), one colour bar for all.
     """
     import matplotlib.pyplot as plt
 
@@ -51,7 +72,10 @@ def slice_panels(landscapes: dict, *, label: str, vmin=0.0, vmax=1.0, ncols: int
     n = len(landscapes)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.8 * ncols, 3.0 * nrows), layout="constrained", squeeze=False)
+    width = min(FIGURE_WIDTH, 2.35 * ncols + 0.6)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width, (width - 0.6) / ncols * 0.95 * nrows), layout="constrained", squeeze=False
+    )
     for ax, item in zip(axes.flat, landscapes.values(), strict=False):
         sl = item.grid
         mesh = draw_slice(ax, sl, sl.values, vmin=vmin, vmax=vmax)
@@ -59,7 +83,7 @@ def slice_panels(landscapes: dict, *, label: str, vmin=0.0, vmax=1.0, ncols: int
         ax.set_title(f"{slice_label(sl.names)}: {_roughness_text(sl, sl.values)}", fontsize=8)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
-    fig.colorbar(mesh, ax=axes, shrink=0.6, label=label)
+    fig.colorbar(mesh, ax=axes, shrink=min(0.6, 2.5 / nrows), aspect=30, label=label)
     return fig
 
 
@@ -72,15 +96,16 @@ def slices_with_end_points(landscapes: dict, rows: dict, *, label: str, vmin=0.0
 
     ``landscapes`` maps keys to :class:`xrdnb.landscape_tables.Landscape`; ``rows`` maps the same keys to
     sweep rows (``final_*`` lattices, ``match``, ``constrained``; a key may be missing: no overlay).
-    ``span``: the slices' ``length_span`` and ``angle_span``.
+    ``span``: the slices' ``length_span`` and ``angle_span``. One slice per row; one legend under them.
     """
     import matplotlib.pyplot as plt
 
     from ..landscape_tables import slice_label
     from ..vocabulary import LATTICE_NAMES
 
-    fig, axes = plt.subplots(1, len(landscapes), figsize=(6.2 * len(landscapes), 5.0), squeeze=False)
-    for ax, (key, item) in zip(axes[0], landscapes.items(), strict=True):
+    n = len(landscapes)
+    fig, axes = plt.subplots(n, 1, figsize=(6.4, 4.3 * n + 0.5), squeeze=False, layout="constrained")
+    for ax, (key, item) in zip(axes[:, 0], landscapes.items(), strict=True):
         sl = item.grid
         fig.colorbar(draw_slice(ax, sl, sl.values, vmin=vmin, vmax=vmax), ax=ax, label=label)
         part = rows.get(key)
@@ -100,15 +125,15 @@ def slices_with_end_points(landscapes: dict, rows: dict, *, label: str, vmin=0.0
         ax.set_title(
             f"{item.formula} ({item.family}), {slice_label(sl.names)}: {_roughness_text(sl, sl.values)}", fontsize=9
         )
-        ax.legend(fontsize=7, loc="lower left", framealpha=0.8)
-    fig.tight_layout()
+    _legend_below(fig, axes[:, 0], ncol=2)
     return fig
 
 
-def axis_cut_panels(cuts: dict, kind: str, *, channel: str = "cosine", ncols: int = 5):
+def axis_cut_panels(cuts: dict, kind: str, *, channel: str = "cosine", ncols: int = 3):
     """One panel per structure: ``channel`` along its free lengths (``kind="length"``) or angles, minima dotted.
 
-    ``cuts`` are :func:`xrdnb.landscape_tables.axis_cuts`; None when no cut is of that kind.
+    ``cuts`` are :func:`xrdnb.landscape_tables.axis_cuts`; None when no cut is of that kind. ``ncols``
+    panels per row; the axis labels are the figure's (one for all panels).
     """
     import matplotlib.pyplot as plt
 
@@ -122,10 +147,12 @@ def axis_cut_panels(cuts: dict, kind: str, *, channel: str = "cosine", ncols: in
     names = list(dict.fromkeys(k[0] for k in chosen))
     ncols = min(ncols, len(names))
     nrows = -(-len(names) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.9 * ncols, 2.6 * nrows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(2.45 * ncols + 0.3, 2.0 * nrows + 0.5), squeeze=False, sharey=True, layout="constrained"
+    )
     xlabel = "change of the free length along its axis (%)" if kind == "length" else "change of the free angle (°)"
-    for ax, name in zip(axes.flat, names, strict=False):
-        for item in (v for k, v in chosen.items() if k[0] == name):
+    for k, (ax, name) in enumerate(zip(axes.flat, names, strict=False)):
+        for item in (v for key, v in chosen.items() if key[0] == name):
             cut, y = item.grid, item.grid.channel(channel)
             x = relative_axis(cut)
             (line,) = ax.plot(x, y.numpy(), lw=1.0, label=cut.label)
@@ -133,33 +160,41 @@ def axis_cut_panels(cuts: dict, kind: str, *, channel: str = "cosine", ncols: in
             ax.plot(x[minima], y.numpy()[minima], "o", ms=3, color=line.get_color())
         ax.axvline(0, color="k", lw=0.6, ls=":")
         ax.set_title(f"{item.formula} ({item.family})", fontsize=8)
-        ax.set(xlabel=xlabel, ylabel=f"{SIMILARITY_LABELS[channel]} similarity")
-        ax.legend(fontsize=6, loc="upper left")
+        ax.set_ylabel(f"{SIMILARITY_LABELS[channel]} similarity" if k % ncols == 0 else "")
+        ax.legend(fontsize=7, loc="best", handlelength=1.2, borderpad=0.3, labelspacing=0.2)
     for ax in axes.flat[len(names) :]:
         ax.set_visible(False)
-    fig.tight_layout()
+    fig.supxlabel(xlabel, fontsize=9)
     return fig
 
 
-def similarity_slices(landscape, losses=None):
-    """One slice, one heat map per similarity channel, each titled with the roughness of its loss."""
+def similarity_slices(landscape, losses=None, *, ncols: int = 2):
+    """One slice, one heat map per similarity channel, each titled with the roughness of its loss.
+
+    ``ncols`` panels per row (four similarities: 2 × 2), each with its own colour bar.
+    """
     import matplotlib.pyplot as plt
 
     from ..vocabulary import LOSS_NAMES, SIMILARITY_LABELS
 
     sl = landscape.grid
     losses = list(losses or sl.channels or LOSS_NAMES)
-    fig, axes = plt.subplots(1, len(losses), figsize=(3.25 * len(losses), 3.4), sharey=True, squeeze=False)
-    for ax, loss in zip(axes[0], losses, strict=True):
+    ncols = min(ncols, len(losses))
+    nrows = -(-len(losses) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.5 * ncols, 2.9 * nrows + 0.3), sharey=True, squeeze=False, layout="constrained"
+    )
+    for ax, loss in zip(axes.flat, losses, strict=False):
         values = sl.channel(loss)
         mesh = draw_slice(ax, sl, values)
         fig.colorbar(mesh, ax=ax, label=f"{SIMILARITY_LABELS[loss]} similarity")
         ax.set_title(f"{SIMILARITY_LABELS[loss]}: {_roughness_text(sl, values)}", fontsize=8)
-    fig.tight_layout()
+    for ax in axes.flat[len(losses) :]:
+        ax.set_visible(False)
     return fig
 
 
-def energy_slices_figure(landscapes: dict, truths, *, title: str = "", ncol: int = 3):
+def energy_slices_figure(landscapes: dict, truths, *, title: str = "", ncol: int = 2):
     """SI Fig. S5: CHGNet energy slices, one panel per case, with the ground truth, the relaxed lattice and the minimum.
 
     Parameters
@@ -171,7 +206,7 @@ def energy_slices_figure(landscapes: dict, truths, *, title: str = "", ncol: int
     title
         the figure's title.
     ncol
-        panels per row at most.
+        panels per row at most (six cases: 3 rows of 2); one legend under the panels.
 
     Returns
     -------
@@ -183,9 +218,11 @@ def energy_slices_figure(landscapes: dict, truths, *, title: str = "", ncol: int
     import matplotlib.pyplot as plt
     import torch
 
+    from ..landscape_tables import slice_label
+
     ncol = min(ncol, len(landscapes))
     nrow = -(-len(landscapes) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(5.0 * ncol, 4.2 * nrow), squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.8 * ncol, 3.0 * nrow + 0.6), squeeze=False, layout="constrained")
     relaxed = truths.set_index("structure")
     for ax, ((name, p1, p2), (sl, _)) in zip(axes.flat, landscapes.items(), strict=False):
         energy = torch.nan_to_num(sl.values, nan=float("inf"))
@@ -197,15 +234,17 @@ def energy_slices_figure(landscapes: dict, truths, *, title: str = "", ncol: int
             norm=mcolors.PowerNorm(0.3, vmin=0),
             truth_colour="cyan",
         )
-        fig.colorbar(mesh, ax=ax, label="CHGNet energy − slice minimum (meV/atom)")
+        top = mesh.norm.vmax  # round ticks: on the power scale matplotlib's crowd at the top
+        ticks = [t for t in (0, 10, 50, 100, 200, 500, 1000, 2000, 5000) if top is not None and t <= top] or None
+        fig.colorbar(mesh, ax=ax, ticks=ticks, label="E − slice minimum (meV/atom)")
         mi, mj = divmod(int(energy.argmin()), energy.shape[1])
         ax.plot(relaxed.loc[name, f"relaxed_{p1}"], relaxed.loc[name, f"relaxed_{p2}"], "x", color="lime", ms=10, mew=2,
                 label="CHGNet-relaxed lattice")  # fmt: skip
-        ax.plot(float(sl.x[mi]), float(sl.y[mj]), "o", ms=6, mfc="none", mec="white", mew=1.5, label="slice minimum")
-        ax.set_title(f"{name} {p1}–{p2}", fontsize=8)
-        ax.legend(fontsize=6, loc="upper right", framealpha=0.7)
+        ax.plot(float(sl.x[mi]), float(sl.y[mj]), "o", ms=7, mfc="none", mec="black", mew=1.2, label="slice minimum")
+        ax.set_title(f"{name}, {slice_label((p1, p2))}", fontsize=9)
     for ax in axes.flat[len(landscapes) :]:
         ax.set_visible(False)
-    fig.suptitle(title)
-    fig.tight_layout()
+    _legend_below(fig, axes.flat[: len(landscapes)])
+    if title:
+        fig.suptitle(title, fontsize=9)
     return fig
