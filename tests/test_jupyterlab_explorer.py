@@ -42,18 +42,14 @@ ROOT = Path(__file__).resolve().parent.parent
 CHAPTER = ROOT / "notebooks" / "07_explore.ipynb"
 PROFILE = "smoke"
 
-# The flags of tools/check_pages.py: required on CI and in this sandbox (root, no GPU, offline).
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+# The flags of tools/check_pages.py (required on CI and in this sandbox: root, no GPU, offline), in a
+# wider window for JupyterLab's side panels.
+_spec = importlib.util.spec_from_file_location("check_pages", ROOT / "tools" / "check_pages.py")
+_check_pages = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("check_pages", _check_pages)  # dataclasses look their module up there
+_spec.loader.exec_module(_check_pages)
+CHROMIUM_FLAGS = tuple(f for f in _check_pages.CHROMIUM_FLAGS if not f.startswith("--window-size")) + (
     "--window-size=1400,1000",
-    "--hide-scrollbars",
 )
 
 SERVER_START_S = 60  # JupyterLab answers /api/status
