@@ -758,7 +758,7 @@ def test_correlation_scatter_panels():
         r = cells.set_index(["noise_type", "noise_level", "column"]).loc[
             ("lattice", 0.01, "Cosine Similarity"), "pearson"
         ]
-        assert axes[0].get_title() == f"σ = 0.01: r = {r:.2f} (paper 0.76)"
+        assert axes[0].get_title() == f"σ = 0.01\nr = {r:.2f} (paper 0.76)"
         assert axes[0].yaxis_inverted() and axes[0].get_xscale() == "log"
         assert "run X" in fig._suptitle.get_text()
         assert len(axes[0].collections) == 3  # one scatter per structure
