@@ -1,5 +1,6 @@
 """One selection layer: which learning rate a table analyses, and one definition of "recovered"."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -187,6 +188,18 @@ def test_the_paper_profile_computes_its_selection_cells_too():
     assert len(selection) == len(paper.cells()) and {c.seed for c in selection} == {paper.selection_seed}
     assert paper.all_cells() == paper.cells() + selection
     assert book.selection_spec() is None and book.all_cells() == book.cells()
+    # the selection copies are fewer (a choice pools all structures and levels), the evaluated ones are the SI's 16
+    assert {c.n_copies for c in selection} == {paper.selection_copies} == {4}
+    assert {c.n_copies for c in paper.cells()} == {16}
+
+
+def test_selection_copies_default_to_n_copies_and_are_checked():
+    spec = dataclasses.replace(PROFILES["paper"], selection_copies=None, n_copies=8)
+    assert {c.n_copies for c in spec.selection_spec().cells()} == {8}
+    assert spec.selection_spec().selection_copies is None
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="selection_copies must be a whole number >= 1"):
+            with_overrides(PROFILES["paper"], selection_copies=bad)
 
 
 def test_a_study_refuses_to_choose_on_incomplete_selection_cells(tmp_path):
