@@ -22,7 +22,7 @@ from .peak_shapes import gaussian, lorentzian, pseudo_voigt
 from .peaks import peak_table
 from .reflections import enumerate_reflections
 from .structures import crystal_family, load_structure
-from .vocabulary import LATTICE_NAMES, LATTICE_SYMBOLS
+from .vocabulary import LATTICE_NAMES, LATTICE_SYMBOLS, YES_NO
 
 __all__ = [
     "site_table",
@@ -441,7 +441,7 @@ def pymatgen_display(comparison: pd.DataFrame, caption: str = ""):
             "peaks, xrdnb / pymatgen": [f"{a} / {b}" for a, b in counts],
             "max |Δ2θ| (°)": comparison["max |Δ2θ| (°)"],
             "max |ΔI| (of 100)": comparison["max |ΔI| (of 100)"],
-            "same multiplicities": comparison["multiplicities equal"].map({True: "yes", False: "no"}),
+            "same multiplicities": comparison["multiplicities equal"].map(YES_NO),
             "Σ I of the weak peaks pymatgen omits (of 100)": comparison["weak peaks omitted by pymatgen (Σ I, of 100)"],
             ("pattern max |Δ| (max = 1)", "dense"): comparison["pattern max |Δ|, dense"],
             ("pattern max |Δ| (max = 1)", "fast"): comparison["pattern max |Δ|, fast"],

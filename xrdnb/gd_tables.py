@@ -36,7 +36,7 @@ from .pattern import DEFAULT_SETTINGS, XRDSettings, simulate_pattern
 from .selection import recovered
 from .structures import load_structure
 from .symmetry import project_lattice
-from .vocabulary import LATTICE_LABELS, LATTICE_NAMES, NOISE_TYPES, NOISE_UNITS, RUN_LABELS, RUNS
+from .vocabulary import LATTICE_LABELS, LATTICE_NAMES, NOISE_TYPES, NOISE_UNITS, RUN_LABELS, RUNS, YES_NO
 
 __all__ = [
     "START",
@@ -376,7 +376,7 @@ def example_panels(
         out.append(
             {"case": name, **{LATTICE_LABELS[p]: v for p, v in zip(LATTICE_NAMES, lattice[0].tolist(), strict=True)}}
             | {"V (Å³)": float(crystal.to_structures()[0].volume), "cosine similarity": cosine}
-            | {"cosine stored in the sweep": stored, "structure match": "yes" if matched else "no"}
+            | {"cosine stored in the sweep": stored, "structure match": YES_NO[bool(matched)]}
         )
     table = pd.DataFrame(out).set_index("case")
     table.index.name = None

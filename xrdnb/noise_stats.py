@@ -22,7 +22,7 @@ from .losses import all_similarities
 from .pattern import DEFAULT_SETTINGS, XRDSettings, simulate_pattern
 from .structures import benchmark_table, crystal_family
 from .symmetry import free_parameters, is_in_family, project_lattice
-from .vocabulary import LATTICE_LABELS, LATTICE_NAMES, LATTICE_SYMBOLS
+from .vocabulary import LATTICE_LABELS, LATTICE_NAMES, LATTICE_SYMBOLS, YES_NO
 
 __all__ = [
     "PARAMETERS",
@@ -338,7 +338,7 @@ def projector_display(stages: dict) -> pd.DataFrame:
             {
                 "a, b, c (Å)": [_joined(row, 4) for row in table[PARAMETERS[:3]].to_numpy()],
                 "α, β, γ (°)": [_joined(row, 2) for row in table[PARAMETERS[3:]].to_numpy()],
-                "in family": table["in family"].map({True: "yes", False: "no"}),
+                "in family": table["in family"].map(YES_NO),
                 **{c: table[c] for c in ("max |Δl|/l (%)", "max |Δangle| (°)", "cosine to truth")},
             }
         ).set_axis(table.stage)

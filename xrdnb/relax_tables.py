@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .vocabulary import NOISE_TYPES, RUN_LABELS
+from .vocabulary import NOISE_TYPES, RUN_LABELS, YES_NO
 
 __all__ = [
     "FAILURE_KINDS",
@@ -166,7 +166,7 @@ def truth_table(truths: pd.DataFrame) -> pd.DataFrame:
             ],
             "a, b, c change (%)": [change(r, LATTICE_NAMES[:3], True) for _, r in truths.iterrows()],
             "α, β, γ change (°)": [change(r, LATTICE_NAMES[3:], False) for _, r in truths.iterrows()],
-            "matches DFT cell": truths["match"].astype(bool).map({True: "yes", False: "no"}),
+            "matches DFT cell": truths["match"].astype(bool).map(YES_NO),
             "E (eV/atom)": truths["energy"],
             "relaxation ΔE (meV/atom)": 1e3 * (truths["energy"] - truths["initial_energy"]),
         }

@@ -30,6 +30,7 @@ __all__ = [
     "RUNS",
     "RUN_LABELS",
     "run_label",
+    "YES_NO",
 ]
 
 BENCHMARK_NAMES = (
@@ -111,3 +112,7 @@ def run_label(loss: str, constrained: bool) -> str:
         return RUN_LABELS[(loss, bool(constrained))]
     base = RUN_LABELS.get((loss, False), loss)
     return f"{base} + constraints" if constrained else base
+
+
+YES_NO = {True: "yes", False: "no"}
+"""How a table shows a yes/no check (a match, membership of a family)."""
