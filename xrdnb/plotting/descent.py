@@ -13,7 +13,7 @@ runs flow into rows of three panels, and matplotlib's constrained layout makes r
 
 from __future__ import annotations
 
-from .primitives import _numpy, draw_crystal, plot_loss_curve, plot_pattern
+from .primitives import _legend_below, _numpy, draw_crystal, plot_loss_curve, plot_pattern
 
 __all__ = [
     "FIGURE_WIDTH",
@@ -120,8 +120,7 @@ def lattice_errors(rows):
             ylabel=f"largest {kind} error after GD ({unit})",
         )
         ax.set_title(f"cell {kind}s" + (" (relative)" if kind == "length" else ""), fontsize=9)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=7.5)
+    _legend_below(fig, axes[:1])  # the runs and the diagonal, drawn alike in both panels
     return fig
 
 

@@ -13,7 +13,7 @@ layout (which also makes room for a ``suptitle`` added afterwards).
 
 from __future__ import annotations
 
-from .primitives import draw_slice, draw_slice_points
+from .primitives import _legend_below, draw_slice, draw_slice_points
 
 __all__ = [
     "FIGURE_WIDTH",
@@ -29,16 +29,6 @@ __all__ = [
 
 FIGURE_WIDTH = 7.6
 """Width in inches of the widest figure of chapters 3 and 5 (836 px at 110 dpi, in the 688 px text column)."""
-
-
-def _legend_below(fig, axes, *, ncol: int = 3, fontsize: float = 7.5):
-    """One legend for the figure, under its panels: the distinct labels of ``axes`` in order of appearance."""
-    handles: dict = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(label, handle)
-    if handles:
-        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=ncol, fontsize=fontsize)
 
 
 def mark_minima(ax, sl, values, **style):

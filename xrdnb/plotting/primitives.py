@@ -136,6 +136,16 @@ def draw_crystal(
     return out
 
 
+def _legend_below(fig, axes, *, ncol: int = 3, fontsize: float = 7.5):
+    """One legend for the figure, under its panels: the distinct labels of ``axes`` in order of appearance."""
+    handles: dict = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=ncol, fontsize=fontsize)
+
+
 def _numpy(x):
     import numpy as np
 
