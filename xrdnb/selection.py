@@ -174,7 +174,7 @@ class Selection:
         """
         lr = self.learning_rates
         selected = lr["rule"] == "selected"
-        rate = lr["match_rate"].astype(float) * 100 if "match_rate" in lr else pd.Series(np.nan, index=lr.index)
+        rate = lr["match_rate"].astype(float) * 100
         return pd.DataFrame(
             {
                 "noise": lr["noise_type"].map(NOISE_LABELS),
@@ -182,8 +182,8 @@ class Selection:
                 "learning rate": [f"{x:g}" for x in lr["lr"]],
                 "rule": lr["rule"],
                 "match on selection copies (%)": [f"{x:.0f}" if s else "" for x, s in zip(rate, selected, strict=True)],
-                "copies": lr["copies"] if "copies" in lr else "",
-                "rates tried": lr["candidates"] if "candidates" in lr else "",
+                "copies": lr["copies"],
+                "rates tried": lr["candidates"],
             }
         )
 
@@ -242,7 +242,8 @@ def select(
     """
     stated = {"lattice": lattice_lr, "coordinates": coordinate_lr}
     if rows.empty:  # a chapter's filter kept no cell of the profile: nothing to select, nothing to label
-        return Selection(rows.assign(run=pd.Series(dtype=str)), pd.DataFrame(columns=[*GROUP, "lr", "rule"]))
+        columns = [*GROUP, "lr", "match_rate", "copies", "candidates", "rule"]
+        return Selection(rows.assign(run=pd.Series(dtype=str)), pd.DataFrame(columns=columns))
     table = _stated_or_only(rows, stated)
     if table is None:
         if selection_rows is None:
