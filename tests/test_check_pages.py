@@ -282,8 +282,12 @@ def test_notebook_download_must_be_the_executed_copy(book, capsys):
     assert "no download of the notebook: no .ipynb link in the page's download menu" in failures_of(out, "ch1")
 
 
-def test_vendored_mathjax_typesets(book, capsys):
-    """The MathJax the build serves (from the npm tarball build_book.py caches) typesets a page offline."""
+def serve_vendored_mathjax(book) -> str:
+    """Unpack the MathJax the build serves (the npm tarball build_book.py caches) into the fake site.
+
+    Returns the ``<script>`` that loads it; skips the test where the tarball is not cached (the tests
+    do not use the network).
+    """
     spec = importlib.util.spec_from_file_location("build_book", ROOT / "tools" / "build_book.py")
     build_book = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build_book)
@@ -292,12 +296,18 @@ def test_vendored_mathjax_typesets(book, capsys):
     if not tarball.is_file():
         pytest.skip(f"{tarball} not cached (tools/build_book.py fetches it; the tests do not use the network)")
     build_book.extract_package(package, build_book.npm_tarball(package), book / "site" / "_static" / "mathjax")
+    return "<script defer src='_static/mathjax/tex-mml-chtml.js'></script>"
+
+
+def test_vendored_mathjax_typesets(book, capsys):
+    """The MathJax the build serves typesets a page offline."""
+    mathjax = serve_vendored_mathjax(book)
     add_to_page(
         book,
         "ch2",
         "<p>Energy <span class='math notranslate nohighlight'>\\(E = mc^2\\)</span>.</p>"
         "<div class='math notranslate nohighlight'>\\[\\int_0^1 x^2 \\, dx = \\tfrac{1}{3}\\]</div>",
-        head="<script defer src='_static/mathjax/tex-mml-chtml.js'></script>",
+        head=mathjax,
     )
     code, out = run(book, capsys)
     assert code == 0, out
@@ -321,20 +331,14 @@ def test_images_shrunk_far_below_their_size_fail(book, capsys):
 
 
 def test_display_formula_wider_than_the_column_fails(book, capsys):
-    spec = importlib.util.spec_from_file_location("build_book", ROOT / "tools" / "build_book.py")
-    build_book = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build_book)
-    package = next(p for p in build_book.VENDOR_PACKAGES if p.name == "mathjax")
-    if not (build_book.vendor_cache() / package.tarball_name).is_file():
-        pytest.skip("MathJax tarball not cached (tools/build_book.py fetches it; the tests do not use the network)")
-    build_book.extract_package(package, build_book.npm_tarball(package), book / "site" / "_static" / "mathjax")
+    mathjax = serve_vendored_mathjax(book)
     long_sum = " + ".join(f"x_{{{i}}}" for i in range(80))
     add_to_page(
         book,
         "ch2",
         f"<h2>Sums</h2><div class='math notranslate nohighlight'>\\[{long_sum}\\]</div>"
         "<div class='math notranslate nohighlight'>\\[a + b\\]</div>",
-        head="<script defer src='_static/mathjax/tex-mml-chtml.js'></script>",
+        head=mathjax,
     )
     code, out = run(book, capsys)
     assert code == 1
