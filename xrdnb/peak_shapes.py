@@ -41,6 +41,8 @@ import math
 
 import torch
 
+from .fused import fused
+
 __all__ = [
     "caglioti_fwhm",
     "gaussian",
@@ -54,8 +56,9 @@ __all__ = [
 
 FOUR_LN2 = 4.0 * math.log(2.0)
 
-CHUNK_ELEMENTS = 2**18
-"""Window values the near field evaluates at a time (1 MB in float32: its temporaries stay in cache)."""
+EAGER_ROWS = 1024
+"""Peaks whose windows are evaluated at a time when the window functions run eagerly
+(:mod:`xrdnb.fused`): about 1 MB of temporaries for the SI's windows, which stay in cache."""
 
 
 def caglioti_fwhm(two_theta: torch.Tensor, U: float, V: float, W: float) -> torch.Tensor:
@@ -150,6 +153,54 @@ def _taper(d_abs: torch.Tensor, r_inner: float, r_outer: float) -> torch.Tensor:
     return 1.0 - t * t * t * (10.0 + t * (6.0 * t - 15.0))
 
 
+def _window_offsets(u, centre, half: int, step: float) -> torch.Tensor:
+    """``d = x − 2θ₀`` (degrees) on each peak's window, ``(n, 2M+1)``.
+
+    ``u`` ``(n,)`` are the peaks' fractional grid indices, ``centre`` ``(n,)`` the grid points
+    their windows are centred on.
+    """
+    offsets = torch.arange(-half, half + 1, device=u.device, dtype=u.dtype) * step
+    return offsets - ((u - centre.to(u.dtype)) * step).unsqueeze(-1)
+
+
+@fused(eager_rows=EAGER_ROWS)
+def _window_values(u, intensity, fwhm, centre, half: int, step: float, eta: float, r_inner: float, r_outer: float):
+    """``I [η G + (1−η) L φ]`` on the windows, ``(n, 2M+1)`` (one fused pass).
+
+    With ``q = 4d²/H²``: ``L = 1/(1 + q)`` and ``G = exp(−ln2 · q) = 2^(−q)``.
+    """
+    d = _window_offsets(u, centre, half, step)
+    q = (d * (2.0 / fwhm).unsqueeze(-1)) ** 2
+    lor_taper = (1.0 - eta) / (q + 1.0) * _taper(d.abs(), r_inner, r_outer)
+    return (lor_taper + eta * torch.exp2(-q)) * intensity.unsqueeze(-1)
+
+
+@fused(eager_rows=EAGER_ROWS)
+def _window_functions(
+    u, intensity, fwhm, centre, half: int, step: float, eta: float, r_inner: float, r_outer: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``I P`` on the windows, ``(n, 2M+1)``, and the backward's window functions ``(n, 3, 2M+1)``.
+
+    Rows of the second: ``P``; ``4s ∂P/∂s``; ``(2d/H²) ∂P/∂s + (1−η) L φ'(|d|) sign(d)``,
+    so that ``∂/∂I = Σ g P``, ``∂/∂H = −I Σ g 4s∂P/∂s / (2H)`` and ``∂/∂u = −step I Σ g (…)``.
+    With ``t = (|d| − r_inner)/(r_outer − r_inner)`` clamped to [0, 1],
+    ``φ' = −30 t² (1 − t)² / (r_outer − r_inner)``.
+    """
+    d = _window_offsets(u, centre, half, step)
+    inv_h = (2.0 / fwhm).unsqueeze(-1)
+    x = d * inv_h  # 2d/H
+    q = x * x  # 4s
+    lor = 1.0 / (q + 1.0)
+    gauss = torch.exp2(-q)  # G = exp(−4 ln2 s) = 2^(−q)
+    t = ((d.abs() - r_inner) / (r_outer - r_inner)).clamp(0.0, 1.0)
+    lor_taper = (1.0 - eta) * lor * (1.0 - t * t * t * (10.0 + t * (6.0 * t - 15.0)))  # (1−η) L φ
+    taper_slope = (t * (1.0 - t)) ** 2 * torch.sign(d) * (-30.0 * (1.0 - eta) / (r_outer - r_inner)) * lor
+    base = lor_taper + eta * gauss
+    ds = -FOUR_LN2 * eta * gauss - 4.0 * lor * lor_taper  # ∂P/∂s
+    derivatives = torch.stack([base, ds * q, ds * x * (0.5 * inv_h) + taper_slope], dim=1)
+    return base * intensity.unsqueeze(-1), derivatives
+
+
 class _NearField(torch.autograd.Function):
     """``Σ_k I_k [η G(d) + (1−η) L(d) φ(d)]`` on each peak's window, with a hand-written backward.
 
@@ -165,8 +216,9 @@ class _NearField(torch.autograd.Function):
     ``φ`` at hand, and keeps them, ``(n, 3, 2M+1)``; the backward is then one gather of
     the output gradient on the windows and one weighted sum over each window. Under
     ``create_graph`` (double backward, e.g. forward-mode products), it instead recomputes
-    everything from the inputs with differentiable operations. The taper is evaluated only
-    on the outer columns of the window (about 40 % of them for the SI's widths).
+    everything from the inputs with differentiable operations (there the taper is evaluated
+    only on the outer columns of the window, about 40 % of them for the SI's widths). The
+    window functions are fused kernels (:mod:`xrdnb.fused`): one pass over the windows.
     """
 
     @staticmethod
@@ -187,80 +239,12 @@ class _NearField(torch.autograd.Function):
         return (slice(0, cut), slice(2 * half + 1 - cut, 2 * half + 1)) if cut > 0 else ()
 
     @staticmethod
-    def _profile(u, intensity, fwhm, centre, half, step, eta, r_inner, r_outer):
-        """``I [η G + (1−η) L φ]`` on the windows, ``(n, 2M+1)``, in few passes over memory.
-
-        With ``q = 4d²/H²``: ``L = 1/(1 + q)`` and ``G = exp(−ln2 · q) = 2^(−q)``. The taper is
-        evaluated only on the outer columns: on a column with ``(|offset| + ½)·step <= r_inner``
-        every peak has ``|d| <= r_inner``, hence ``φ = 1`` (centres are within half a step of
-        their window's middle; parked peaks land in the discarded padding).
-        """
-        offsets = torch.arange(-half, half + 1, device=u.device, dtype=u.dtype) * step
-        d = offsets - ((u - centre.to(u.dtype)) * step).unsqueeze(-1)  # (n, 2M+1)
-        q = d * (2.0 / fwhm).unsqueeze(-1)
-        q.mul_(q)
-        values = (q + 1.0).reciprocal_().mul_(1.0 - eta)  # (1−η) L
-        for cols in _NearField._outer_columns(half, step, r_inner):
-            t = ((d[:, cols].abs() - r_inner) / (r_outer - r_inner)).clamp_(0.0, 1.0)
-            values[:, cols] *= 1.0 - t * t * t * (10.0 + t * (6.0 * t - 15.0))
-        return values.add_(q.neg_().exp2_(), alpha=eta).mul_(intensity.unsqueeze(-1))
-
-    @staticmethod
-    def _profile_with_derivatives(u, intensity, fwhm, centre, half, step, eta, r_inner, r_outer, out=None):
-        """``I P`` on the windows, ``(n, 2M+1)``, and the backward's window functions ``(n, 3, 2M+1)``.
-
-        Rows of the second: ``P``; ``4s ∂P/∂s``; ``(2d/H²) ∂P/∂s + (1−η) L φ'(|d|) sign(d)``,
-        so that ``∂/∂I = Σ g P``, ``∂/∂H = −I Σ g 4s∂P/∂s / (2H)`` and ``∂/∂u = −step I Σ g (…)``.
-        """
-        offsets = torch.arange(-half, half + 1, device=u.device, dtype=u.dtype) * step
-        d = offsets - ((u - centre.to(u.dtype)) * step).unsqueeze(-1)  # (n, 2M+1)
-        inv_h = (2.0 / fwhm).unsqueeze(-1)
-        x = d * inv_h  # 2d/H
-        q = x * x  # 4s
-        lor = (q + 1.0).reciprocal_()
-        gauss = torch.exp2(-q)  # G = exp(−4 ln2 s) = 2^(−q); exp2 is twice as fast as exp here
-        lor_taper = lor * (1.0 - eta)  # (1−η) L φ, φ applied on the outer columns below
-        values_out, out = (
-            out if out is not None else (None, torch.empty(u.shape[0], 3, 2 * half + 1, dtype=u.dtype, device=u.device))
-        )
-        base, dq, dx = out[:, 0], out[:, 1], out[:, 2]
-        taper_slope = []
-        for cols in _NearField._outer_columns(half, step, r_inner):
-            t = ((d[:, cols].abs() - r_inner) / (r_outer - r_inner)).clamp_(0.0, 1.0)
-            slope = (
-                (t * (1.0 - t)).square_().mul_(torch.sign(d[:, cols])).mul_(-30.0 * (1.0 - eta) / (r_outer - r_inner))
-            )
-            taper_slope.append((cols, slope.mul_(lor[:, cols])))  # (1−η) L φ'
-            lor_taper[:, cols] *= 1.0 - t * t * t * (10.0 + t * (6.0 * t - 15.0))
-        torch.add(lor_taper, gauss, alpha=eta, out=base)
-        # ∂P/∂s = −4 ln2 η G − 4 L (1−η) L φ
-        ds = gauss.mul_(-FOUR_LN2 * eta).addcmul_(lor, lor_taper, value=-4.0)
-        torch.mul(ds, q, out=dq)
-        torch.mul(ds, x, out=dx)
-        dx.mul_(0.5 * inv_h)  # (2d/H) / H
-        for cols, slope in taper_slope:
-            dx[:, cols] += slope
-        if values_out is None:
-            return base * intensity.unsqueeze(-1), out
-        torch.mul(base, intensity.unsqueeze(-1), out=values_out)
-        return values_out, out
-
-    @staticmethod
     def forward(ctx, u, intensity, fwhm, centre, row, n_rows, half, n_points, step, eta, r_inner, r_outer):
         constants = (half, step, eta, r_inner, r_outer)
         if any(ctx.needs_input_grad[:3]):
-            # in chunks of peaks whose temporaries stay in cache, written into the outputs
-            width = 2 * half + 1
-            values = torch.empty(len(u), width, dtype=u.dtype, device=u.device)
-            window_derivatives = torch.empty(len(u), 3, width, dtype=u.dtype, device=u.device)
-            chunk = max(1, CHUNK_ELEMENTS // width) if u.device.type == "cpu" else max(1, len(u))
-            for i in range(0, len(u), chunk):
-                j = slice(i, i + chunk)
-                _NearField._profile_with_derivatives(
-                    u[j], intensity[j], fwhm[j], centre[j], *constants, out=(values[j], window_derivatives[j])
-                )
+            values, window_derivatives = _window_functions(u, intensity, fwhm, centre, *constants)
         else:
-            values, window_derivatives = _NearField._profile(u, intensity, fwhm, centre, *constants), None
+            values, window_derivatives = _window_values(u, intensity, fwhm, centre, *constants), None
         pad = 2 * half + 1
         padded = torch.zeros(n_rows * (n_points + 2 * pad), dtype=u.dtype, device=u.device)
         padded.index_add_(0, _NearField._index(centre, row, half, n_points), values.reshape(-1))
