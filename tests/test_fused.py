@@ -26,7 +26,8 @@ def _peaks(n: int, dtype=torch.float32, seed: int = 0):
 
 
 def _args(n, dtype=torch.float32):
-    return (*_peaks(n, dtype), HALF, STEP, ETA, R_INNER, R_OUTER)
+    offsets = torch.arange(-HALF, HALF + 1, dtype=dtype) * STEP
+    return (*_peaks(n, dtype), offsets, *(torch.tensor(v, dtype=dtype) for v in (STEP, ETA, R_INNER, R_OUTER)))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

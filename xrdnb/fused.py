@@ -1,21 +1,27 @@
-"""Fused elementwise kernels: :func:`torch.compile` where it works, the same function eagerly where not.
+"""Fused elementwise kernels, built ahead of time once per machine, with an eager fallback.
 
 The simulator's hot loop evaluates a few window functions on ``(peaks, window)`` arrays
 (:mod:`xrdnb.peak_shapes`). Written as tensor expressions they take some twenty passes over
-memory in eager PyTorch; compiled (TorchInductor: a C++/OpenMP loop on CPUs, Triton on GPUs)
-they take one, about four times faster on a CPU. The compiled kernels are elementwise, so
-each value does not depend on where in the array it sits or how many peaks there are: a
-cell's rows are the same whether it runs alone or batched with others.
+memory in eager PyTorch; compiled into one loop they take one, about twice as fast for the
+whole near field on a CPU. :func:`fused` compiles a function with AOTInductor
+(:func:`torch.export.export`, then ``torch._inductor.aoti_compile_and_package``) into a
+shared library, once per machine, dtype and function source, and keeps it in
+``$XDG_CACHE_HOME/xrdnb/kernels`` (``~/.cache/xrdnb/kernels``). A process then loads it in
+milliseconds, so short runs and many worker processes pay nothing; the first use on a new
+machine builds it (about 20 s per kernel and dtype; processes that need it at the same time
+wait for one build). Shapes are dynamic, so one kernel serves every grid and batch.
 
-:func:`fused` wraps a function so that the first call compiles it (about 5–10 s per process
-and dtype; TorchInductor caches the generated code on disk). Where compiling fails (no C++
-compiler, an unsupported platform) it warns once and runs the function eagerly from then on;
-the results agree to float rounding (the tests compare both). ``XRDNB_COMPILE=0`` in the
-environment turns compilation off (e.g. to debug, or where a first-call delay matters more
-than speed); it is read at each call, so it can be set in a running session.
+The kernels are elementwise, so a value does not depend on where in the array it sits or
+how many peaks share the call: a cell's rows are the same whether it runs alone or batched.
+CUDA tensors, inputs with a dimension below 2, ``XRDNB_COMPILE=0`` in the environment, and
+any failure to build (no C++ compiler, an unsupported platform; one warning) run the
+function eagerly instead, in blocks of ``eager_rows`` rows so that the temporaries stay in
+cache. The two agree to float rounding (``tests/test_fused.py``).
 
 >>> import torch
->>> square_plus_one = fused(lambda x: x * x + 1.0)
+>>> @fused(dims=(("n",),), example=lambda dtype, device: (torch.ones(4, dtype=dtype, device=device),))
+... def square_plus_one(x):
+...     return x * x + 1.0
 >>> square_plus_one(torch.tensor([1.0, 2.0])).tolist()
 [2.0, 5.0]
 """
@@ -23,70 +29,140 @@ than speed); it is read at each call, so it can be set in a running session.
 from __future__ import annotations
 
 import functools
+import hashlib
+import inspect
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-__all__ = ["fused", "compile_enabled"]
+import torch
+
+__all__ = ["fused", "compile_enabled", "kernel_dir"]
 
 ENV = "XRDNB_COMPILE"
-"""Environment variable that turns compilation off when set to ``0`` (or ``false``, ``no``, ``off``)."""
+"""Environment variable that turns the built kernels off when set to ``0`` (or ``false``, ``no``, ``off``)."""
 
 
 def compile_enabled() -> bool:
-    """Whether :func:`fused` functions compile (``XRDNB_COMPILE`` is not ``0``/``false``/``no``/``off``)."""
+    """Whether :func:`fused` functions use built kernels (``XRDNB_COMPILE`` is not ``0``/``false``/``no``/``off``)."""
     return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def fused(fn: Callable[..., Any] | None = None, *, eager_rows: int | None = None) -> Any:
-    """``fn`` compiled with ``torch.compile(dynamic=True)`` on first use, or ``fn`` itself.
+def kernel_dir() -> Path:
+    """Where built kernels are kept: ``$XDG_CACHE_HOME/xrdnb/kernels`` (default ``~/.cache``)."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "xrdnb" / "kernels"
 
-    Inputs with no element run eagerly (a compiled graph would be specialised to size 0).
-    A failure to compile falls back to ``fn`` for the rest of the process, with one warning.
-    ``eager_rows``: when running eagerly, call ``fn`` on blocks of that many rows of the
-    tensor arguments (those with the first argument's leading size) and concatenate the
-    outputs along dim 0, so that an elementwise ``fn``'s temporaries stay in cache.
-    Use as ``@fused`` or ``@fused(eager_rows=1024)``.
+
+def _kernel_path(fn: Callable, dtype: torch.dtype) -> Path:
+    """The library of ``fn`` for ``dtype`` on this machine: named by source, torch and CPU capability."""
+    key = "\n".join(
+        [
+            inspect.getsource(fn),
+            torch.__version__,
+            torch.backends.cpu.get_cpu_capability(),
+            os.uname().machine if hasattr(os, "uname") else "",
+            str(dtype),
+        ]
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return kernel_dir() / f"{fn.__module__}.{fn.__name__}-{str(dtype).removeprefix('torch.')}-{digest}.pt2"
+
+
+def _build(fn: Callable, dims: Sequence[tuple[str, ...]], example: Callable, dtype: torch.dtype, path: Path) -> None:
+    """Export ``fn`` with dynamic ``dims`` and compile it to ``path`` (atomically, under a lock)."""
+    from filelock import FileLock  # a dependency of torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if path.exists():  # another process built it while this one waited
+            return
+        import torch._inductor
+
+        class Module(torch.nn.Module):
+            def forward(self, *args):
+                return fn(*args)
+
+        named: dict[str, Any] = {}
+        shapes = tuple(
+            {i: named.setdefault(name, torch.export.Dim(name, min=2)) for i, name in enumerate(names)} or None
+            for names in dims
+        )
+        with warnings.catch_warnings():  # torch's own deprecation notices from inside export
+            warnings.simplefilter("ignore", FutureWarning)
+            exported = torch.export.export(Module(), example(dtype, "cpu"), dynamic_shapes=(shapes,))  # forward(*args)
+        partial = path.with_suffix(f".{os.getpid()}.partial.pt2")
+        torch._inductor.aoti_compile_and_package(exported, package_path=str(partial))
+        os.replace(partial, path)
+
+
+def fused(*, dims: Sequence[tuple[str, ...]], example: Callable, eager_rows: int | None = None) -> Callable:
+    """Decorator: run the function as a kernel built ahead of time (see the module docstring).
+
+    Parameters
+    ----------
+    dims
+        one tuple per positional argument naming its dimensions (all dynamic, each at least
+        2; equal names are equal sizes); ``()`` for a 0-d tensor.
+    example
+        ``example(dtype, device)`` returns example arguments for the export.
+    eager_rows
+        when running eagerly, call the function on blocks of that many rows of the
+        arguments that have the first argument's leading size, concatenating the outputs
+        along dim 0 (for elementwise functions); None: one call.
     """
-    if fn is None:
-        return functools.partial(fused, eager_rows=eager_rows)
-    compiled: dict[str, Any] = {}
 
-    def eager(*args, **kwargs):
-        n = getattr(args[0], "shape", (0,))[0] if args else 0
-        if eager_rows is None or n <= eager_rows:
-            return fn(*args, **kwargs)
-        import torch
+    def wrap(fn: Callable) -> Callable:
+        runners: dict[torch.dtype, Any] = {}
+        failed: list[bool] = []
 
-        blocks = []
-        for i in range(0, n, eager_rows):
-            part = [a[i : i + eager_rows] if getattr(a, "shape", ())[:1] == (n,) else a for a in args]
-            blocks.append(fn(*part, **kwargs))
-        if isinstance(blocks[0], tuple):
-            return tuple(torch.cat(outputs) for outputs in zip(*blocks, strict=True))
-        return torch.cat(blocks)
+        def eager(*args):
+            n = args[0].shape[0] if args and args[0].dim() else 0
+            if eager_rows is None or n <= eager_rows:
+                return fn(*args)
+            blocks = [
+                fn(*[a[i : i + eager_rows] if a.dim() and a.shape[0] == n else a for a in args])
+                for i in range(0, n, eager_rows)
+            ]
+            if isinstance(blocks[0], tuple):
+                return tuple(torch.cat(outputs) for outputs in zip(*blocks, strict=True))
+            return torch.cat(blocks)
 
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        if not compile_enabled() or compiled.get("failed") or any(getattr(a, "numel", lambda: 1)() == 0 for a in args):
-            return eager(*args, **kwargs)
-        if "fn" not in compiled:
-            import torch
+        def runner(dtype: torch.dtype):
+            if dtype not in runners:
+                path = _kernel_path(fn, dtype)
+                if not path.exists():
+                    _build(fn, dims, example, dtype, path)
+                runners[dtype] = torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
+            return runners[dtype]
 
-            compiled["fn"] = torch.compile(fn, dynamic=True)
-        try:
-            return compiled["fn"](*args, **kwargs)
-        except Exception as exc:  # no compiler, unsupported platform: the eager function is exact too
-            compiled["failed"] = True
-            first_line = (str(exc).splitlines() or [""])[0][:200]
-            warnings.warn(
-                f"xrdnb: torch.compile of {fn.__name__} failed ({type(exc).__name__}: {first_line}); "
-                f"running it eagerly (slower, same results to float rounding). Set {ENV}=0 to skip the attempt.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            return eager(*args, **kwargs)
+        @functools.wraps(fn)
+        def call(*args):
+            if (
+                failed
+                or not compile_enabled()
+                or args[0].device.type != "cpu"
+                or any(a.dim() and min(a.shape) < 2 for a in args)
+            ):
+                return eager(*args)
+            try:
+                run = runner(args[0].dtype)
+            except Exception as exc:  # no compiler, unsupported platform: the eager function is exact too
+                failed.append(True)
+                first_line = (str(exc).splitlines() or [""])[0][:200]
+                warnings.warn(
+                    f"xrdnb: building the kernel {fn.__name__} failed ({type(exc).__name__}: {first_line}); "
+                    f"running it eagerly (slower, same results to float rounding). Set {ENV}=0 to skip the attempt.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                return eager(*args)
+            outputs = run.run([a.contiguous() for a in args])
+            return tuple(outputs) if len(outputs) > 1 else outputs[0]
 
-    call.eager = eager  # type: ignore[attr-defined]
-    return call
+        call.eager = eager  # type: ignore[attr-defined]
+        return call
+
+    return wrap

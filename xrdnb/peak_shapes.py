@@ -153,40 +153,55 @@ def _taper(d_abs: torch.Tensor, r_inner: float, r_outer: float) -> torch.Tensor:
     return 1.0 - t * t * t * (10.0 + t * (6.0 * t - 15.0))
 
 
-def _window_offsets(u, centre, half: int, step: float) -> torch.Tensor:
-    """``d = x − 2θ₀`` (degrees) on each peak's window, ``(n, 2M+1)``.
+def _window_example(dtype, device):
+    """Example inputs of the window functions (for :func:`xrdnb.fused.fused`'s ahead-of-time build)."""
+    n, half, step = 4, 3, 0.01
+    u = torch.linspace(10.2, 40.7, n, dtype=dtype, device=device)
+    scalar = functools.partial(torch.tensor, dtype=dtype, device=device)
+    return (
+        u,
+        torch.ones(n, dtype=dtype, device=device),
+        torch.full((n,), 0.03, dtype=dtype, device=device),
+        torch.round(u).to(torch.int64),
+        torch.arange(-half, half + 1, dtype=dtype, device=device) * step,
+        scalar(step),
+        scalar(0.1),
+        scalar(0.02),
+        scalar(0.04),
+    )
 
-    ``u`` ``(n,)`` are the peaks' fractional grid indices, ``centre`` ``(n,)`` the grid points
-    their windows are centred on.
-    """
-    offsets = torch.arange(-half, half + 1, device=u.device, dtype=u.dtype) * step
-    return offsets - ((u - centre.to(u.dtype)) * step).unsqueeze(-1)
+
+_WINDOW_DIMS = (("n",), ("n",), ("n",), ("n",), ("w",), (), (), (), ())
+"""Dynamic dimensions of the window functions' inputs: ``n`` peaks, ``w = 2M+1`` window points."""
 
 
-@fused(eager_rows=EAGER_ROWS)
-def _window_values(u, intensity, fwhm, centre, half: int, step: float, eta: float, r_inner: float, r_outer: float):
+@fused(dims=_WINDOW_DIMS, example=_window_example, eager_rows=EAGER_ROWS)
+def _window_values(u, intensity, fwhm, centre, offsets, step, eta, r_inner, r_outer):
     """``I [η G + (1−η) L φ]`` on the windows, ``(n, 2M+1)`` (one fused pass).
 
-    With ``q = 4d²/H²``: ``L = 1/(1 + q)`` and ``G = exp(−ln2 · q) = 2^(−q)``.
+    ``u`` ``(n,)`` are the peaks' fractional grid indices, ``centre`` ``(n,)`` the grid
+    points their windows are centred on, ``offsets`` ``(2M+1,)`` the window's grid offsets
+    in degrees; ``step`` (degrees), ``eta``, ``r_inner``, ``r_outer`` are 0-d tensors. With
+    ``d`` the distance to the peak and ``q = 4d²/H²``: ``L = 1/(1 + q)``, ``G = 2^(−q)``.
     """
-    d = _window_offsets(u, centre, half, step)
+    d = offsets - ((u - centre.to(u.dtype)) * step).unsqueeze(-1)  # (n, 2M+1)
     q = (d * (2.0 / fwhm).unsqueeze(-1)) ** 2
-    lor_taper = (1.0 - eta) / (q + 1.0) * _taper(d.abs(), r_inner, r_outer)
+    t = ((d.abs() - r_inner) / (r_outer - r_inner)).clamp(0.0, 1.0)
+    lor_taper = (1.0 - eta) / (q + 1.0) * (1.0 - t * t * t * (10.0 + t * (6.0 * t - 15.0)))
     return (lor_taper + eta * torch.exp2(-q)) * intensity.unsqueeze(-1)
 
 
-@fused(eager_rows=EAGER_ROWS)
-def _window_functions(
-    u, intensity, fwhm, centre, half: int, step: float, eta: float, r_inner: float, r_outer: float
-) -> tuple[torch.Tensor, torch.Tensor]:
+@fused(dims=_WINDOW_DIMS, example=_window_example, eager_rows=EAGER_ROWS)
+def _window_functions(u, intensity, fwhm, centre, offsets, step, eta, r_inner, r_outer):
     """``I P`` on the windows, ``(n, 2M+1)``, and the backward's window functions ``(n, 3, 2M+1)``.
 
-    Rows of the second: ``P``; ``4s ∂P/∂s``; ``(2d/H²) ∂P/∂s + (1−η) L φ'(|d|) sign(d)``,
-    so that ``∂/∂I = Σ g P``, ``∂/∂H = −I Σ g 4s∂P/∂s / (2H)`` and ``∂/∂u = −step I Σ g (…)``.
-    With ``t = (|d| − r_inner)/(r_outer − r_inner)`` clamped to [0, 1],
-    ``φ' = −30 t² (1 − t)² / (r_outer − r_inner)``.
+    Inputs as for :func:`_window_values`. Rows of the second: ``P``; ``4s ∂P/∂s``;
+    ``(2d/H²) ∂P/∂s + (1−η) L φ'(|d|) sign(d)``, so that ``∂/∂I = Σ g P``,
+    ``∂/∂H = −I Σ g 4s∂P/∂s / (2H)`` and ``∂/∂u = −step I Σ g (…)``. With
+    ``t = (|d| − r_inner)/(r_outer − r_inner)`` clamped to [0, 1],
+    ``φ = 1 − (10t³ − 15t⁴ + 6t⁵)`` and ``φ' = −30 t² (1 − t)² / (r_outer − r_inner)``.
     """
-    d = _window_offsets(u, centre, half, step)
+    d = offsets - ((u - centre.to(u.dtype)) * step).unsqueeze(-1)  # (n, 2M+1)
     inv_h = (2.0 / fwhm).unsqueeze(-1)
     x = d * inv_h  # 2d/H
     q = x * x  # 4s
@@ -240,11 +255,12 @@ class _NearField(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, intensity, fwhm, centre, row, n_rows, half, n_points, step, eta, r_inner, r_outer):
-        constants = (half, step, eta, r_inner, r_outer)
+        offsets = torch.arange(-half, half + 1, device=u.device, dtype=u.dtype) * step
+        scalars = [torch.tensor(v, dtype=u.dtype, device=u.device) for v in (step, eta, r_inner, r_outer)]
         if any(ctx.needs_input_grad[:3]):
-            values, window_derivatives = _window_functions(u, intensity, fwhm, centre, *constants)
+            values, window_derivatives = _window_functions(u, intensity, fwhm, centre, offsets, *scalars)
         else:
-            values, window_derivatives = _window_values(u, intensity, fwhm, centre, *constants), None
+            values, window_derivatives = _window_values(u, intensity, fwhm, centre, offsets, *scalars), None
         pad = 2 * half + 1
         padded = torch.zeros(n_rows * (n_points + 2 * pad), dtype=u.dtype, device=u.device)
         padded.index_add_(0, _NearField._index(centre, row, half, n_points), values.reshape(-1))
