@@ -49,7 +49,7 @@ def test_a_peak_gets_the_same_bits_whatever_the_batch():
     args = _args(1001)
     values, derivatives = _window_functions(*args)
     for lo, hi in ((3, 1001), (0, 17), (500, 533), (1000, 1001)):
-        part = tuple(a[lo:hi] if isinstance(a, torch.Tensor) else a for a in args)
+        part = tuple(a[lo:hi] for a in args[:4]) + args[4:]  # the peaks; the window and constants stay
         v, d = _window_functions(*part)
         assert torch.equal(v, values[lo:hi]) and torch.equal(d, derivatives[lo:hi])
 
@@ -59,45 +59,67 @@ def test_eager_blocks_equal_one_eager_call(monkeypatch):
     args = _args(2500, torch.float64)
     raw = _window_functions.__wrapped__  # the function itself (functools.wraps)
     values, derivatives = raw(*args)
-    by_blocks = fused(eager_rows=700)(raw)
+    by_blocks = fused(dims=((),), example=None, eager_rows=700)(raw)
     blocked_values, blocked_derivatives = by_blocks(*args)
     assert torch.equal(blocked_values, values) and torch.equal(blocked_derivatives, derivatives)
+
+
+def _one_d(dtype, device):
+    return (torch.ones(4, dtype=dtype, device=device),)
 
 
 def test_compile_switch_reads_the_environment(monkeypatch):
     monkeypatch.setenv("XRDNB_COMPILE", "off")
     assert not compile_enabled()
+
+    def built(*args, **kwargs):
+        raise AssertionError("nothing is built with XRDNB_COMPILE=off")
+
+    monkeypatch.setattr(fused_module, "_build", built)
     calls = []
 
     def spy(x):
         calls.append(x.shape)
         return x + 1
 
-    f = fused(spy)
+    f = fused(dims=(("n",),), example=_one_d)(spy)
     assert f(torch.ones(3)).tolist() == [2.0, 2.0, 2.0] and calls == [(3,)]  # ran eagerly, once
     monkeypatch.setenv("XRDNB_COMPILE", "1")
     assert compile_enabled()
 
 
-def test_a_failed_compile_warns_once_and_runs_eagerly(monkeypatch):
+def test_a_failed_build_warns_once_and_runs_eagerly(monkeypatch, tmp_path):
     monkeypatch.setenv("XRDNB_COMPILE", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # no kernel built yet
+    assert fused_module.kernel_dir() == tmp_path / "xrdnb" / "kernels"
 
-    def broken_compile(fn, **kwargs):
-        def raises(*args, **kw):
-            raise RuntimeError("no C++ compiler found\nsecond line")
+    def broken_build(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found\nsecond line")
 
-        return raises
+    monkeypatch.setattr(fused_module, "_build", broken_build)
 
-    monkeypatch.setattr(torch, "compile", broken_compile)
-    f = fused(lambda x: 2 * x)
-    with pytest.warns(RuntimeWarning, match="torch.compile of <lambda> failed .*no C\\+\\+ compiler found"):
+    def double(x):
+        return 2 * x
+
+    f = fused(dims=(("n",),), example=_one_d)(double)
+    with pytest.warns(RuntimeWarning, match="building the kernel double failed .*no C\\+\\+ compiler found"):
         assert f(torch.ones(2)).tolist() == [2.0, 2.0]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert f(torch.ones(2)).tolist() == [2.0, 2.0]  # no second warning
+        assert f(torch.ones(2)).tolist() == [2.0, 2.0]  # no second warning, no second attempt
 
 
-def test_empty_inputs_run_eagerly(monkeypatch):
+def test_small_inputs_and_cuda_run_eagerly(monkeypatch):
     monkeypatch.setattr(fused_module, "compile_enabled", lambda: True)
-    values = _window_values(*_args(0))
-    assert values.shape == (0, 2 * HALF + 1)
+    for n in (0, 1):  # the kernels are built for dimensions >= 2
+        values = _window_values(*_args(n))
+        assert values.shape == (n, 2 * HALF + 1)
+        torch.testing.assert_close(values, _window_values.eager(*_args(n)), rtol=0, atol=0)
+
+
+def test_a_kernel_is_named_by_its_source_dtype_and_machine():
+    path32 = fused_module._kernel_path(_window_functions.__wrapped__, torch.float32)
+    path64 = fused_module._kernel_path(_window_functions.__wrapped__, torch.float64)
+    other = fused_module._kernel_path(_window_values.__wrapped__, torch.float32)
+    assert len({path32, path64, other}) == 3
+    assert path32.name.startswith("xrdnb.peak_shapes._window_functions-float32-") and path32.suffix == ".pt2"

@@ -182,15 +182,36 @@ def test_at_the_paper_profile_every_chapter_analyses_the_same_runs(tmp_path):
     assert {lr for (noise_type, *_), lr in full.items() if noise_type == "coordinates"} == {1e-4}
 
 
-def test_the_paper_profile_computes_its_selection_cells_too():
+def test_the_paper_profile_runs_its_selection_then_the_chosen_rates(tmp_path):
     paper, book = PROFILES["paper"], PROFILES["book"]
+    assert paper.staged and not book.staged
     selection = paper.selection_spec().cells()
-    assert len(selection) == len(paper.cells()) and {c.seed for c in selection} == {paper.selection_seed}
-    assert paper.all_cells() == paper.cells() + selection
-    assert book.selection_spec() is None and book.all_cells() == book.cells()
+    assert len(selection) == len(paper.cells()) == 1600 and {c.seed for c in selection} == {paper.selection_seed}
+    # before the selection has run, the evaluated cells are unknown: one stage waits for the other
+    assert paper.stages(tmp_path) == [("selection", selection), ("evaluation", None)]
+    with pytest.raises(ValueError, match="stages"):
+        paper.all_cells()
+    assert book.selection_spec() is None and book.stages(tmp_path) == [("all", book.cells())]
     # the selection copies are fewer (a choice pools all structures and levels), the evaluated ones are the SI's 16
-    assert {c.n_copies for c in selection} == {paper.selection_copies} == {4}
-    assert {c.n_copies for c in paper.cells()} == {16}
+    assert {c.n_copies for c in selection} == {paper.selection_copies} == {2}
+    planned = paper.planned_cells()
+    evaluated = planned[len(selection) :]
+    assert planned[: len(selection)] == selection
+    assert len(evaluated) == 450 and {c.n_copies for c in evaluated} == {16} and {c.seed for c in evaluated} == {0}
+    assert len({(c.structure, c.noise_type, c.noise_level, c.loss, c.constrained) for c in evaluated}) == 450
+
+
+def test_a_two_stage_sweep_evaluates_the_rate_its_selection_chose(tmp_path):
+    spec = with_overrides(PROFILES["paper"], structures=("U2Ti",), n_copies=2)
+    _write_synthetic(tmp_path, spec.selection_spec().cells(), np.random.default_rng(2))
+    chosen = spec.chosen_learning_rates(tmp_path)
+    # the held-out seed of the synthetic rows prefers the largest rate of each noise type
+    assert set(chosen.values()) == {1e-2, 1e-4} and len(chosen) == 9
+    (_, selection), (_, evaluation) = spec.stages(tmp_path)
+    assert evaluation == spec.cells(chosen) and len(evaluation) == 5 * 5 + 5 * 4
+    assert all(cell.lr == chosen[(cell.noise_type, cell.loss, cell.constrained)] for cell in evaluation)
+    with pytest.raises(ValueError, match="evaluate_lrs must be one of all, selected"):
+        with_overrides(spec, evaluate_lrs="best")
 
 
 def test_selection_copies_default_to_n_copies_and_are_checked():

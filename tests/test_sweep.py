@@ -266,3 +266,43 @@ def test_a_live_claim_is_respected_and_a_dead_one_taken_over(tmp_path):
         sleeper.wait()
     assert sw._claim(tmp_path, cell)  # its process is gone: stale
     assert json.loads(claim.read_text())["pid"] == os.getpid()
+
+
+def test_a_two_stage_sweep_runs_its_selection_first_then_only_the_chosen_rate(tmp_path):
+    spec = sw.SweepSpec(
+        structures=("U2Ti",),
+        lattice_levels=(0.05,),
+        coordinate_levels=(),
+        losses=("cosine",),
+        constrained_losses=(),
+        lattice_lrs=(1e-3, 1e-2),
+        selection_seed=1,
+        selection_copies=1,
+        evaluate_lrs="selected",
+        n_copies=2,
+        max_steps=10,
+        patience=5,
+        record_every=5,
+    )
+    rows = sw.run_stages(spec, tmp_path, progress=False)
+    selection, evaluation = rows[rows.seed == 1], rows[rows.seed == 0]
+    assert sorted(selection.lr) == [1e-3, 1e-2] and len(evaluation) == 2
+    from xrdnb.selection import choose_learning_rates
+
+    assert evaluation.lr.unique().tolist() == choose_learning_rates(selection).lr.tolist()
+    # resumable like any sweep: a second run computes nothing and returns the same rows
+    again = sw.run_stages(spec, tmp_path, progress=False)
+    key = ["cell_id", "copy"]
+    pd.testing.assert_frame_equal(
+        again.sort_values(key).reset_index(drop=True), rows.sort_values(key).reset_index(drop=True)
+    )
+    # the command lists the evaluation as pending until the selection has run
+    config = tmp_path / "staged.yml"
+    from dataclasses import asdict
+
+    import yaml
+
+    config.write_text(yaml.safe_dump({k: list(v) if isinstance(v, tuple) else v for k, v in asdict(spec).items()}))
+    listed = run_xrdnb("sweep", "--config", str(config), "--results", str(tmp_path / "fresh"), "--list")
+    assert listed.returncode == 0, listed.stderr
+    assert "# evaluation: after the selection" in listed.stdout and listed.stdout.count("todo") == 2

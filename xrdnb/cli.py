@@ -184,20 +184,25 @@ def _run_sweep(args) -> int:
     except ValueError as exc:
         print(f"xrdnb sweep: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    cells = spec.all_cells()  # with the learning-rate selection cells of a profile that has them
+    stages = spec.stages(results)  # with the learning-rate selection cells of a profile that has them
+    cells = [c for _, part in stages for c in part or []]
     if args.list:
-        for cell in cells:
-            done = "done" if sw.is_finished(results, cell) else "todo"
-            print(f"{done}  {cell.cell_id}")
+        for name, part in stages:
+            if part is None:
+                print(f"# {name}: after the selection, one learning rate per run (SweepSpec.stages)")
+            for cell in part or []:
+                done = "done" if sw.is_finished(results, cell) else "todo"
+                print(f"{done}  {cell.cell_id}")
         return 0
     # this process has computed nothing and, on the CPU, not touched CUDA: its workers can be
     # plain forks, which start without importing torch and pymatgen again
     start_method = "fork" if device == "cpu" and "fork" in multiprocessing.get_all_start_methods() else None
-    if args.estimate:
-        return _print_estimate(cells, results, args)
+    if args.estimate:  # a two-stage sweep's evaluation is planned before its rates are chosen
+        planned = cells if all(part is not None for _, part in stages) else spec.planned_cells()
+        return _print_estimate(planned, results, args)
     try:  # run_sweep checks the structures and the folder (sweep.check_sweep) before any cell
-        rows = sw.run_sweep(
-            cells,
+        rows = sw.run_stages(
+            spec,
             results,
             workers=args.workers,
             scheduler=args.scheduler,
@@ -209,7 +214,8 @@ def _run_sweep(args) -> int:
     except (ValueError, OSError) as exc:
         print(f"xrdnb sweep: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(f"{len(cells)} cells, {len(rows)} rows -> {results / 'cells'}")
+    n_cells = sum(len(part or []) for _, part in spec.stages(results))
+    print(f"{n_cells} cells, {len(rows)} rows -> {results / 'cells'}")
     return 0
 
 

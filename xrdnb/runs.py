@@ -145,14 +145,12 @@ def run_study(
     spec = PROFILES[profile] if isinstance(profile, str) else profile
     name = profile if isinstance(profile, str) else "custom"
     keep = where or (lambda cell: True)
-    cells = [c for c in spec.cells() if keep(c)]
     selection_spec = spec.selection_spec()
     # the learning rates are chosen on the whole selection grid, never on the chapter's part of it, so that
     # every chapter analyses the same runs
     selection_cells = selection_spec.cells() if selection_spec else []
     results = Path(results)
     t0 = time.perf_counter()
-    found = sum(is_finished(results, c) for c in cells)
 
     def rows_of(part: list[Cell]) -> pd.DataFrame:
         if not part:
@@ -162,9 +160,6 @@ def run_study(
                 return run_sweep(part, results, workers=workers, progress=False, device=device)
         return load_results(results, part)
 
-    all_rows = rows_of(cells)
-    if all_rows.empty and cells:
-        raise RuntimeError(f"no finished cells of profile {name!r} in {results}; run with run_missing=True")
     selection_rows = rows_of(selection_cells) if selection_cells else None
     if selection_cells and not all(is_finished(results, c) for c in selection_cells):
         done = sum(is_finished(results, c) for c in selection_cells)
@@ -172,6 +167,13 @@ def run_study(
             f"only {done} of the {len(selection_cells)} learning-rate selection cells of profile {name!r} are "
             f"finished in {results}: the learning rates are chosen on all of them (run with run_missing=True)"
         )
+    # a two-stage profile evaluates only the chosen rates (SweepSpec.stages); the rule below picks the same ones
+    chosen = spec.chosen_learning_rates(results) if spec.staged else None
+    cells = [c for c in spec.cells(chosen) if keep(c)]
+    found = sum(is_finished(results, c) for c in cells)
+    all_rows = rows_of(cells)
+    if all_rows.empty and cells:
+        raise RuntimeError(f"no finished cells of profile {name!r} in {results}; run with run_missing=True")
     selection = select(all_rows, selection_rows=selection_rows, lattice_lr=lattice_lr, coordinate_lr=coordinate_lr)
     finished = sum(is_finished(results, c) for c in cells)
     return StudyRun(name, spec, results, tuple(cells), all_rows, selection, found, finished, time.perf_counter() - t0)

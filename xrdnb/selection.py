@@ -6,10 +6,13 @@ learning rate per group by one of three documented rules, checked in this order:
 
 1. **stated**: the caller names the learning rate of a noise type (``lattice_lr``,
    ``coordinate_lr``); the caption says so;
-2. **only**: the group holds a single learning rate (the ``book`` and ``smoke`` profiles);
+2. **only**: the group holds a single learning rate and no selection rows are given (the
+   ``book`` and ``smoke`` profiles);
 3. **selected**: :data:`LEARNING_RATE_RULE` on ``selection_rows``, copies of a separate seed
    that the tables never report (the ``paper`` profile's ``selection_seed``). Choosing on the
-   evaluated copies would flatter every table, so it is refused.
+   evaluated copies would flatter every table, so it is refused. Where selection rows are
+   given, they decide every run whose rate is not stated, also when the analysed rows hold
+   only the chosen rate (a two-stage sweep, :meth:`xrdnb.sweep.SweepSpec.stages`).
 
 :func:`recovered` is the study's one definition of a recovered structure; it names its
 reference (the DFT ground truth, or that ground truth relaxed by CHGNet).
@@ -244,7 +247,7 @@ def select(
     if rows.empty:  # a chapter's filter kept no cell of the profile: nothing to select, nothing to label
         columns = [*GROUP, "lr", "match_rate", "copies", "candidates", "rule"]
         return Selection(rows.assign(run=pd.Series(dtype=str)), pd.DataFrame(columns=columns))
-    table = _stated_or_only(rows, stated)
+    table = None if selection_rows is not None else _stated_or_only(rows, stated)
     if table is None:
         if selection_rows is None:
             raise ValueError(
@@ -259,6 +262,11 @@ def select(
         fixed = _stated_or_only(rows[[stated.get(t) is not None for t in rows["noise_type"]]], stated)
         if fixed is not None and not fixed.empty:
             chosen = pd.concat([chosen[~chosen["noise_type"].isin(set(fixed["noise_type"]))], fixed], ignore_index=True)
+        run = rows.set_index(list(GROUP))["lr"]
+        for _, row in chosen.iterrows():
+            key = tuple(row[list(GROUP)])
+            if key in run.index and not np.isclose(run.loc[[key]], row["lr"]).any():
+                raise ValueError(f"the analysed rows of run {key} lack the learning rate {row['lr']:g} chosen for it")
         table = chosen
     return Selection(with_run_labels(select_runs(rows, table)), table.reset_index(drop=True))
 

@@ -31,7 +31,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -55,6 +55,7 @@ __all__ = [
     "check_sweep",
     "is_finished",
     "run_sweep",
+    "run_stages",
     "load_results",
     "load_trajectories",
     "cell_path",
@@ -137,7 +138,10 @@ class SweepSpec:
     projector; coordinate cells run every loss unconstrained (the projector acts on the
     lattice only). Where a run has several learning rates, the copies of ``selection_seed``
     (``selection_copies`` per cell, default ``n_copies``) choose the one the tables report
-    (:meth:`selection_spec`).
+    (:meth:`selection_spec`). ``evaluate_lrs`` says which learning rates the evaluated seeds
+    run: ``"all"`` of them, or only the ``"selected"`` one of each run (two stages: the
+    selection cells first, then the evaluated cells at the chosen rates, :meth:`stages`),
+    which is what the tables report at a fraction of the cost.
     """
 
     structures: tuple[str, ...]
@@ -156,6 +160,7 @@ class SweepSpec:
     dtype: str = "float32"
     selection_seed: int | None = None
     selection_copies: int | None = None
+    evaluate_lrs: str = "all"
 
     def __post_init__(self):
         """Check every setting before any cell exists (one line per problem, ValueError)."""
@@ -206,6 +211,11 @@ class SweepSpec:
                 f"sweep setting selection_copies must be a whole number >= 1, got {self.selection_copies!r}"
             )
 
+        if self.evaluate_lrs not in EVALUATE_LRS:
+            raise ValueError(
+                f"sweep setting evaluate_lrs must be one of {', '.join(EVALUATE_LRS)}, got {self.evaluate_lrs!r}"
+            )
+
     def selection_spec(self) -> SweepSpec | None:
         """The grid whose copies choose the learning rates (:func:`xrdnb.selection.select`, rule 3).
 
@@ -215,10 +225,27 @@ class SweepSpec:
         if self.selection_seed is None or (len(self.lattice_lrs) <= 1 and len(self.coordinate_lrs) <= 1):
             return None
         copies = self.selection_copies or self.n_copies
-        return replace(self, seeds=(self.selection_seed,), selection_seed=None, selection_copies=None, n_copies=copies)
+        return replace(
+            self,
+            seeds=(self.selection_seed,),
+            selection_seed=None,
+            selection_copies=None,
+            n_copies=copies,
+            evaluate_lrs="all",
+        )
 
-    def cells(self) -> list[Cell]:
-        """Expand the grid, in a fixed order (structure, noise type, level, loss, constrained, lr, seed)."""
+    @property
+    def staged(self) -> bool:
+        """Whether the evaluated seeds run only the learning rates the selection chose (two stages)."""
+        return self.evaluate_lrs == "selected" and self.selection_spec() is not None
+
+    def cells(self, learning_rates: Mapping[tuple[str, str, bool], float] | None = None) -> list[Cell]:
+        """Expand the grid, in a fixed order (structure, noise type, level, loss, constrained, lr, seed).
+
+        ``learning_rates`` maps a run ``(noise_type, loss, constrained)`` to the one learning
+        rate its cells use (e.g. :meth:`chosen_learning_rates`); runs it omits keep every rate.
+        """
+        learning_rates = learning_rates or {}
         common: dict[str, Any] = dict(
             n_copies=self.n_copies,
             max_steps=self.max_steps,
@@ -239,7 +266,8 @@ class SweepSpec:
                             [True] if noise_type == "lattice" and loss in self.constrained_losses else []
                         )
                         for constrained in modes:
-                            for lr in lrs:
+                            chosen = learning_rates.get((noise_type, loss, constrained))
+                            for lr in lrs if chosen is None else (chosen,):
                                 for seed in self.seeds:
                                     out.append(
                                         Cell(
@@ -256,13 +284,66 @@ class SweepSpec:
         return out
 
     def all_cells(self) -> list[Cell]:
-        """What the profile needs computed: :meth:`cells`, then its learning-rate selection cells.
+        """What a one-stage profile needs computed: :meth:`cells`, then its learning-rate selection cells.
 
         The selection cells (:meth:`selection_spec`) exist only where a run has several learning
-        rates. ``xrdnb sweep`` runs, lists and estimates these.
+        rates. For a two-stage profile (:attr:`staged`) use :meth:`stages`.
         """
+        if self.staged:
+            raise ValueError("a two-stage sweep's evaluated cells follow from its selection: use SweepSpec.stages")
         selection = self.selection_spec()
         return self.cells() + (selection.cells() if selection else [])
+
+    def chosen_learning_rates(self, results: str | os.PathLike) -> dict[tuple[str, str, bool], float] | None:
+        """The learning rate of each run chosen on the finished selection cells in ``results``.
+
+        :func:`xrdnb.selection.choose_learning_rates` on the rows of :meth:`selection_spec`;
+        None while any selection cell is unfinished (or when there is no selection).
+        """
+        from .selection import GROUP, choose_learning_rates
+
+        selection = self.selection_spec()
+        if selection is None:
+            return None
+        cells = selection.cells()
+        if not all(is_finished(results, c) for c in cells):
+            return None
+        chosen = choose_learning_rates(load_results(results, cells))
+        return {tuple(row[list(GROUP)]): float(row["lr"]) for _, row in chosen.iterrows()}  # type: ignore[misc]
+
+    def stages(self, results: str | os.PathLike) -> list[tuple[str, list[Cell] | None]]:
+        """The cells to compute, stage by stage: ``[(name, cells)]``.
+
+        A one-stage profile: ``[("all", all_cells())]``. A two-stage one (:attr:`staged`):
+        ``[("selection", ...), ("evaluation", ...)]``, the evaluation cells at the learning
+        rates chosen on the finished selection (:meth:`chosen_learning_rates`), or None
+        while the selection is unfinished.
+        """
+        if not self.staged:
+            return [("all", self.all_cells())]
+        selection = self.selection_spec()
+        assert selection is not None  # staged
+        chosen = self.chosen_learning_rates(results)
+        return [("selection", selection.cells()), ("evaluation", None if chosen is None else self.cells(chosen))]
+
+    def planned_cells(self) -> list[Cell]:
+        """Every cell the profile will compute, for planning (:mod:`xrdnb.estimate`) before any has run.
+
+        One-stage: :meth:`all_cells`. Two-stage: the selection cells, then one evaluated cell
+        per (structure, level, run, seed) at the run's first candidate rate, standing in for the
+        one the selection will choose (the cost of a step does not depend on the rate).
+        """
+        if not self.staged:
+            return self.all_cells()
+        selection = self.selection_spec()
+        assert selection is not None  # staged
+        first = {
+            (noise_type, loss, constrained): lrs[0]
+            for noise_type, lrs in (("lattice", self.lattice_lrs), ("coordinates", self.coordinate_lrs))
+            for loss in self.losses
+            for constrained in (False, True)
+        }
+        return selection.cells() + self.cells(first)
 
     @classmethod
     def from_dict(cls, data: dict) -> SweepSpec:
@@ -274,6 +355,9 @@ class SweepSpec:
         values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**values)  # __post_init__ checks types and values (a bare string is not a list)
 
+
+EVALUATE_LRS = ("all", "selected")
+"""Values of :attr:`SweepSpec.evaluate_lrs`: every learning rate on the evaluated seeds, or the selected one."""
 
 ALL_STRUCTURES = BENCHMARK_NAMES
 """The ten benchmark structures (:data:`xrdnb.vocabulary.BENCHMARK_NAMES`)."""
@@ -308,7 +392,8 @@ PROFILES: dict[str, SweepSpec] = {
         lattice_lrs=(5e-4, 1e-3, 5e-3, 1e-2),
         coordinate_lrs=(1e-6, 1e-5, 1e-4),
         selection_seed=1,
-        selection_copies=4,
+        selection_copies=2,
+        evaluate_lrs="selected",
         n_copies=16,
         max_steps=30_000,
         patience=1000,
@@ -321,10 +406,12 @@ constrained cosine = 450 cells) but 4 copies and 60 steps, so that the rendered 
 build within the CI time; to move as far in 60 steps, it uses the SI's largest lattice
 learning rate (1e-2) and 10× the SI's largest coordinate one (1e-3), and scales the
 stopping rule (1e-4 over 1000 steps, i.e. 1e-7 per step) to 3e-6 over 30 steps.
-``paper`` runs several learning rates; the copies of its ``selection_seed`` choose which one the
-tables report (:func:`xrdnb.selection.select`) and are never reported themselves. A choice is made
-per noise type and run over all structures and levels, so 4 copies per selection cell (200 per
-learning rate and run for lattice noise) suffice, at a quarter of the cost of 16."""
+``paper`` runs in two stages (:meth:`SweepSpec.stages`): first the selection cells, every
+candidate learning rate on 2 copies of its ``selection_seed`` per structure and level (100
+copies per rate and run for lattice noise, 100 for coordinates), which are never reported;
+then the 450 cells the tables report, 16 copies each, at the rate the selection chose per
+noise type and run (:func:`xrdnb.selection.choose_learning_rates`). Evaluating every
+candidate rate on the reported seed would cost 3.6× as much and only one of them is reported."""
 
 
 @contextmanager
@@ -583,7 +670,8 @@ def run_sweep(
     Parameters
     ----------
     cells
-        a :class:`SweepSpec` or a list of :class:`Cell`.
+        a one-stage :class:`SweepSpec` (its :meth:`~SweepSpec.all_cells`) or a list of
+        :class:`Cell`; a two-stage spec runs with :func:`run_stages`.
     results
         results folder; finished cells are read back from ``<results>/cells``.
     workers
@@ -619,7 +707,7 @@ def run_sweep(
     from .workers import resolve_workers, run_tasks
 
     device = resolve_device(device)
-    cell_list = cells.cells() if isinstance(cells, SweepSpec) else list(cells)
+    cell_list = cells.all_cells() if isinstance(cells, SweepSpec) else list(cells)
     results = Path(results)
     pending = [c for c in cell_list if not is_finished(results, c)]
     check_sweep(pending, results)
@@ -711,6 +799,24 @@ def run_sweep(
             f"{len(errors)} of {len(pending)} cells failed (the others are saved; re-run to retry):\n{listing}"
         )
     return load_results(results, cell_list)
+
+
+def run_stages(spec: SweepSpec, results: str | os.PathLike, **options) -> pd.DataFrame:
+    """Run a sweep stage by stage (:meth:`SweepSpec.stages`) and return the rows of every stage.
+
+    A two-stage spec runs its selection cells, chooses the learning rates on them
+    (:meth:`SweepSpec.chosen_learning_rates`) and then runs the evaluated cells at those
+    rates; each stage resumes like :func:`run_sweep`, whose ``options`` apply to both.
+    """
+    frames = []
+    for _, cells in spec.stages(results):
+        if cells is None:  # the evaluation waits for a selection that is finished now
+            chosen = spec.chosen_learning_rates(results)
+            if chosen is None:
+                raise RuntimeError(f"the learning-rate selection of this sweep is unfinished in {results}")
+            cells = spec.cells(chosen)
+        frames.append(run_sweep(cells, results, **options))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def load_results(results: str | os.PathLike, cells: Iterable[Cell] | None = None) -> pd.DataFrame:
