@@ -158,3 +158,39 @@ def test_invalid_arguments(bpo4):
             distort(bpo4, noise_type, 0.1, 0, seed=0)
         with pytest.raises(ValueError, match="sigma"):
             distort(bpo4, noise_type, float("nan"), 4, seed=0)
+
+
+def test_the_study_draws_are_independent_across_structures_and_levels():
+    """Issue: the same seed gave the same four strains to all ten structures (copy 0 alike in six)."""
+    from xrdnb.distortions import lattice_noise, study_seed
+    from xrdnb.sweep import Cell, prepare_cell
+
+    draws = {
+        (name, level): lattice_noise(4, study_seed(0, name, "lattice", level))
+        for name in ("BPO4", "U2Ti", "Au2S")
+        for level in (0.05, 0.1)
+    }
+    values = list(draws.values())
+    for i, a in enumerate(values):
+        for b in values[i + 1 :]:
+            assert not np.allclose(a, b)
+    # reproducible, and the noise type enters as well
+    assert np.array_equal(draws[("BPO4", 0.1)], lattice_noise(4, study_seed(0, "BPO4", "lattice", 0.1)))
+    assert not np.allclose(draws[("BPO4", 0.1)], lattice_noise(4, study_seed(0, "BPO4", "coordinates", 0.1)))
+    # a CIF path draws as its stem; paired keeps the seed (common random numbers across levels)
+    assert np.array_equal(lattice_noise(2, study_seed(0, "/data/BPO4.cif", "lattice", 0.1)), draws[("BPO4", 0.1)][:2])
+    assert study_seed(7, "BPO4", "lattice", 0.1, draws="paired") == 7
+    with pytest.raises(ValueError, match="unknown draws"):
+        study_seed(0, "BPO4", "lattice", 0.1, draws="shared")
+    # the sweep's copies follow the cell's draws: paired cells at two levels are proportional strains
+    paired = [
+        prepare_cell(Cell("BPO4", "lattice", s, "cosine", False, 1e-3, 0, n_copies=2, draws="paired"))[2]
+        for s in (0.05, 0.1)
+    ]
+    free = [prepare_cell(Cell("BPO4", "lattice", s, "cosine", False, 1e-3, 0, n_copies=2))[2] for s in (0.05, 0.1)]
+    truth = prepare_cell(Cell("BPO4", "lattice", 0.05, "cosine", False, 1e-3, 0, n_copies=2))[1].lattice[0, :3]
+    rel = [(c.lattice[:, :3] / truth - 1).numpy() for c in paired]
+    assert np.corrcoef(rel[0].ravel(), rel[1].ravel())[0, 1] > 0.99
+    assert not np.allclose(free[0].lattice.numpy(), paired[0].lattice.numpy())
+    with pytest.raises(ValueError, match="cell draws must be one of"):
+        Cell("BPO4", "lattice", 0.1, "cosine", False, 1e-3, 0, draws="shared")

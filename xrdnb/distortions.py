@@ -44,15 +44,25 @@ torch's global RNG. Each call creates its own generator and makes exactly one dr
 
 then scales by σ. The unit draws do not depend on σ, so one seed gives proportional
 distortions at every noise level (common random numbers across levels), and the first
-``k`` copies of a call with ``n_copies > k`` equal a call with ``n_copies = k``. The
+``k`` copies of a call with ``n_copies > k`` equal a call with ``n_copies = k``.
+
+**The study's draws are independent** (:func:`study_seed`): a sweep cell does not pass its
+seed here as it is but a seed derived from it, the structure, the noise type and the level,
+so that no two structures get the same strains and the levels are independent samples (what
+the bootstrap over structures and copies assumes). ``draws="paired"`` keeps the plain seed,
+i.e. the proportional, common-random-numbers design across levels and structures; chapter 2
+uses it to show one copy at every level. The
 geometry is computed in float64 and the result cast to the input crystal's dtype and
 device; the returned tensors are detached (a distortion is data, not part of a graph).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -70,11 +80,42 @@ __all__ = [
     "distort_lattice",
     "distort_coordinates",
     "distort",
+    "study_seed",
     "COORDINATE_UNITS",
+    "DRAWS",
 ]
 
 COORDINATE_UNITS = ("angstrom", "fractional")
 """Units of the coordinate-noise σ, Cartesian Å (the default) or fractional coordinates."""
+
+
+DRAWS = ("independent", "paired")
+"""How a sweep cell's seed becomes its draws (:func:`study_seed`): derived per structure, noise type
+and level (the study's choice), or the seed itself for every cell (common random numbers)."""
+
+
+def study_seed(
+    seed: int, structure: str, noise_type: str, level: float, draws: str = "independent"
+) -> int | np.random.SeedSequence:
+    """The seed of one sweep cell's draws, to pass to :func:`distort`.
+
+    ``"independent"``: a :class:`numpy.random.SeedSequence` with entropy ``seed`` and a spawn
+    key from the SHA-256 of ``[structure name, noise_type, level]`` (the name is the file stem
+    of a CIF path), so every (structure, noise type, level) gets its own stream, the same on
+    every machine. ``"paired"``: ``seed`` itself.
+
+    >>> a = np.random.default_rng(study_seed(0, "BPO4", "lattice", 0.1)).standard_normal()
+    >>> b = np.random.default_rng(study_seed(0, "BPO4", "lattice", 0.2)).standard_normal()
+    >>> bool(a != b), study_seed(0, "BPO4", "lattice", 0.1, draws="paired")
+    (True, 0)
+    """
+    if draws not in DRAWS:
+        raise ValueError(f"unknown draws {draws!r}; valid: {', '.join(repr(d) for d in DRAWS)}")
+    if draws == "paired":
+        return int(seed)
+    key = json.dumps([Path(structure).stem, noise_type, float(level)]).encode()
+    words = np.frombuffer(hashlib.sha256(key).digest()[:16], dtype="<u4")
+    return np.random.SeedSequence(entropy=int(seed), spawn_key=tuple(int(w) for w in words))
 
 
 def _check_units(units: str) -> None:
@@ -94,7 +135,7 @@ def _check(sigma: float, n_copies: int) -> None:
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
 
 
-def lattice_noise(n_copies: int, seed: int) -> np.ndarray:
+def lattice_noise(n_copies: int, seed: int | np.random.SeedSequence) -> np.ndarray:
     """The unit lattice-noise matrices ``E`` ``(n_copies, 3, 3)`` used by :func:`distort_lattice`.
 
     Parameters
@@ -114,7 +155,7 @@ def lattice_noise(n_copies: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((int(n_copies), 3, 3))
 
 
-def coordinate_noise(n_copies: int, n_sites: int, seed: int) -> np.ndarray:
+def coordinate_noise(n_copies: int, n_sites: int, seed: int | np.random.SeedSequence) -> np.ndarray:
     """The unit Cartesian displacements ``(n_copies, n_sites, 3)`` used by :func:`distort_coordinates`.
 
     Parameters
@@ -143,7 +184,7 @@ def _ground_truth(crystal: Crystal) -> tuple[torch.Tensor, torch.Tensor]:
     return lattice, coords
 
 
-def distort_lattice(crystal: Crystal, sigma: float, n_copies: int, seed: int) -> Crystal:
+def distort_lattice(crystal: Crystal, sigma: float, n_copies: int, seed: int | np.random.SeedSequence) -> Crystal:
     """``n_copies`` copies of ``crystal[0]`` with randomly strained lattices ``L' = L (I + σE)``.
 
     Parameters
@@ -189,7 +230,9 @@ def distort_lattice(crystal: Crystal, sigma: float, n_copies: int, seed: int) ->
     )
 
 
-def distort_coordinates(crystal: Crystal, sigma: float, n_copies: int, seed: int, units: str = "angstrom") -> Crystal:
+def distort_coordinates(
+    crystal: Crystal, sigma: float, n_copies: int, seed: int | np.random.SeedSequence, units: str = "angstrom"
+) -> Crystal:
     """``n_copies`` copies of ``crystal[0]`` with every site displaced by Gaussian noise of σ Å.
 
     Parameters
@@ -250,7 +293,12 @@ def distort_coordinates(crystal: Crystal, sigma: float, n_copies: int, seed: int
 
 
 def distort(
-    crystal: Crystal, noise_type: str, sigma: float, n_copies: int, seed: int, units: str = "angstrom"
+    crystal: Crystal,
+    noise_type: str,
+    sigma: float,
+    n_copies: int,
+    seed: int | np.random.SeedSequence,
+    units: str = "angstrom",
 ) -> Crystal:
     """Distort ``crystal[0]`` with the given noise type (:func:`distort_lattice` or :func:`distort_coordinates`).
 

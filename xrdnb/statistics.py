@@ -3,7 +3,9 @@
 The SI's Tables S1/S2 correlate structural with XRD similarity over the structures and copies
 of one noise type and level. :func:`correlations` gives the three measures of association with
 a reason when they are undefined; :func:`bootstrap_ci` resamples structures, then copies within
-them (copies of one structure are not independent), for a confidence interval.
+them (copies of one structure are not independent), for a confidence interval. Resampling
+structures as independent units is right for the study's draws, which are independent across
+structures, noise types and levels (:func:`xrdnb.distortions.study_seed`).
 
 >>> c = correlations([1, 2, 3, 4], [1, 3, 2, 4])
 >>> round(c.pearson, 2), round(c.spearman, 2), c.n

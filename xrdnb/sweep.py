@@ -90,6 +90,10 @@ class Cell:
     units
         units of the coordinate-noise σ: ``"angstrom"`` (the study's choice) or ``"fractional"``
         (:func:`xrdnb.distortions.distort_coordinates`; the units sensitivity check).
+    draws
+        ``"independent"`` (the study's choice: the seed is combined with the structure, noise
+        type and level, :func:`xrdnb.distortions.study_seed`) or ``"paired"`` (the seed
+        itself: the same unit draws for every structure and level).
     """
 
     structure: str
@@ -106,20 +110,24 @@ class Cell:
     record_every: int = 100
     dtype: str = "float32"
     units: str = "angstrom"
+    draws: str = "independent"
 
     def __post_init__(self):
-        """Refuse unknown coordinate-noise units before any cell runs (ValueError)."""
-        from .distortions import COORDINATE_UNITS
+        """Refuse unknown coordinate-noise units or draws before any cell runs (ValueError)."""
+        from .distortions import COORDINATE_UNITS, DRAWS
 
         if self.units not in COORDINATE_UNITS:
             raise ValueError(f"cell units must be one of {', '.join(COORDINATE_UNITS)}, got {self.units!r}")
+        if self.draws not in DRAWS:
+            raise ValueError(f"cell draws must be one of {', '.join(DRAWS)}, got {self.draws!r}")
 
     @property
     def cell_id(self) -> str:
         """Stable identifier of the cell, a readable prefix plus a hash of every field.
 
         ``units`` enters the hash only when it is not the default, so that the identifiers of
-        the study's cells do not depend on the field's existence.
+        the study's cells do not depend on the field's existence; ``draws`` always does (cells
+        of the earlier paired draws, whose copies differ, get other identifiers).
         """
         fields_ = asdict(self)
         if fields_["units"] == "angstrom":
@@ -141,7 +149,8 @@ class SweepSpec:
     (:meth:`selection_spec`). ``evaluate_lrs`` says which learning rates the evaluated seeds
     run: ``"all"`` of them, or only the ``"selected"`` one of each run (two stages: the
     selection cells first, then the evaluated cells at the chosen rates, :meth:`stages`),
-    which is what the tables report at a fraction of the cost.
+    which is what the tables report at a fraction of the cost. ``draws`` is the cells'
+    :attr:`Cell.draws` (independent across structures, noise types and levels by default).
     """
 
     structures: tuple[str, ...]
@@ -161,6 +170,7 @@ class SweepSpec:
     selection_seed: int | None = None
     selection_copies: int | None = None
     evaluate_lrs: str = "all"
+    draws: str = "independent"
 
     def __post_init__(self):
         """Check every setting before any cell exists (one line per problem, ValueError)."""
@@ -211,6 +221,10 @@ class SweepSpec:
                 f"sweep setting selection_copies must be a whole number >= 1, got {self.selection_copies!r}"
             )
 
+        from .distortions import DRAWS
+
+        if self.draws not in DRAWS:
+            raise ValueError(f"sweep setting draws must be one of {', '.join(DRAWS)}, got {self.draws!r}")
         if self.evaluate_lrs not in EVALUATE_LRS:
             raise ValueError(
                 f"sweep setting evaluate_lrs must be one of {', '.join(EVALUATE_LRS)}, got {self.evaluate_lrs!r}"
@@ -253,6 +267,7 @@ class SweepSpec:
             tol=self.tol,
             record_every=self.record_every,
             dtype=self.dtype,
+            draws=self.draws,
         )
         out = []
         for structure in self.structures:
@@ -453,14 +468,15 @@ def prepare_cell(cell: Cell, units: str | None = None):
     :class:`~xrdnb.optimize.GDConfig` of the cell's gradient descent.
     """
     from .crystal import crystal_from_structure
-    from .distortions import distort
+    from .distortions import distort, study_seed
     from .optimize import GDConfig
     from .structures import crystal_family, load_structure
 
     structure = load_structure(cell.structure)
     family = crystal_family(structure)
     truth = crystal_from_structure(structure)
-    start = distort(truth, cell.noise_type, cell.noise_level, cell.n_copies, cell.seed, units=units or cell.units)
+    seed = study_seed(cell.seed, cell.structure, cell.noise_type, cell.noise_level, cell.draws)
+    start = distort(truth, cell.noise_type, cell.noise_level, cell.n_copies, seed, units=units or cell.units)
     config = GDConfig(
         mode="lattice" if cell.noise_type == "lattice" else "coordinates",
         loss=cell.loss,
