@@ -324,7 +324,7 @@ class SweepSpec:
         if not all(is_finished(results, c) for c in cells):
             return None
         chosen = choose_learning_rates(load_results(results, cells))
-        return {tuple(row[list(GROUP)]): float(row["lr"]) for _, row in chosen.iterrows()}  # type: ignore[misc]
+        return {tuple(row[list(GROUP)]): float(row["lr"]) for _, row in chosen.iterrows()}
 
     def stages(self, results: str | os.PathLike) -> list[tuple[str, list[Cell] | None]]:
         """The cells to compute, stage by stage: ``[(name, cells)]``.
