@@ -164,7 +164,7 @@ CHAPTER_FILTERS = {
 
 
 def test_at_the_paper_profile_every_chapter_analyses_the_same_runs(tmp_path):
-    spec = with_overrides(PROFILES["paper"], structures=PAPER_SUBSET, n_copies=3)
+    spec = with_overrides(PROFILES["paper"], structures=PAPER_SUBSET, n_copies=3, selection_copies=8)
     _write_synthetic(tmp_path, spec.cells() + spec.selection_spec().cells(), np.random.default_rng(0))
     chosen = {}
     for chapter, where in CHAPTER_FILTERS.items():
@@ -193,16 +193,15 @@ def test_the_paper_profile_runs_its_selection_then_the_chosen_rates(tmp_path):
         paper.all_cells()
     assert book.selection_spec() is None and book.stages(tmp_path) == [("all", book.cells())]
     # the selection copies are fewer (a choice pools all structures and levels), the evaluated ones are the SI's 16
-    assert {c.n_copies for c in selection} == {paper.selection_copies} == {2}
-    planned = paper.planned_cells()
-    evaluated = planned[len(selection) :]
-    assert planned[: len(selection)] == selection
+    assert {c.n_copies for c in selection} == {paper.selection_copies} == {1}
+    (_, planned_selection), (_, evaluated) = paper.planned_stages()
+    assert planned_selection == selection
     assert len(evaluated) == 450 and {c.n_copies for c in evaluated} == {16} and {c.seed for c in evaluated} == {0}
     assert len({(c.structure, c.noise_type, c.noise_level, c.loss, c.constrained) for c in evaluated}) == 450
 
 
 def test_a_two_stage_sweep_evaluates_the_rate_its_selection_chose(tmp_path):
-    spec = with_overrides(PROFILES["paper"], structures=("U2Ti",), n_copies=2)
+    spec = with_overrides(PROFILES["paper"], structures=("U2Ti",), n_copies=2, selection_copies=8)
     _write_synthetic(tmp_path, spec.selection_spec().cells(), np.random.default_rng(2))
     chosen = spec.chosen_learning_rates(tmp_path)
     # the held-out seed of the synthetic rows prefers the largest rate of each noise type

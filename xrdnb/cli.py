@@ -185,7 +185,6 @@ def _run_sweep(args) -> int:
         print(f"xrdnb sweep: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     stages = spec.stages(results)  # with the learning-rate selection cells of a profile that has them
-    cells = [c for _, part in stages for c in part or []]
     if args.list:
         for name, part in stages:
             if part is None:
@@ -198,7 +197,7 @@ def _run_sweep(args) -> int:
     # plain forks, which start without importing torch and pymatgen again
     start_method = "fork" if device == "cpu" and "fork" in multiprocessing.get_all_start_methods() else None
     if args.estimate:  # a two-stage sweep's evaluation is planned before its rates are chosen
-        planned = cells if all(part is not None for _, part in stages) else spec.planned_cells()
+        planned = stages if all(part is not None for _, part in stages) else spec.planned_stages()
         return _print_estimate(planned, results, args)
     try:  # run_sweep checks the structures and the folder (sweep.check_sweep) before any cell
         rows = sw.run_stages(
@@ -275,24 +274,37 @@ def _run_relax(args) -> int:
     return 0
 
 
-def _print_estimate(cells, results, args) -> int:
+def _print_estimate(stages, results, args) -> int:
+    import pandas as pd
+
     from . import sweep as sw
     from .estimate import estimate_sweep, format_estimate, summarize_estimate
     from .workers import resolve_workers
 
-    pending = [c for c in cells if not sw.is_finished(results, c)]
-    workers = max(1, resolve_workers(args.workers, len(pending)))
+    cells = [c for _, part in stages for c in part]
+    pending = {name: [c for c in part if not sw.is_finished(results, c)] for name, part in stages}
+    n_pending = sum(len(part) for part in pending.values())
+    workers = max(1, resolve_workers(args.workers, n_pending))
     print(
-        f"{len(cells)} cells, {len(cells) - len(pending)} done; "
-        f"estimating the {len(pending)} to run on {workers} worker(s)"
+        f"{len(cells)} cells, {len(cells) - n_pending} done; estimating the {n_pending} to run on {workers} worker(s)"
     )
-    if not pending:
+    if not n_pending:
         return 0
-    batch = bool(args.batch_cells) if args.batch_cells is not None else args.device.startswith("cuda")
-    estimate = estimate_sweep(pending, progress=not args.quiet, batch_cells=batch)
-    if batch:
-        print("cells advance in batches per structure and noise type (--batch-cells)")
-    print(format_estimate(summarize_estimate(estimate, workers), workers))
+    tables = []
+    for name, part in pending.items():
+        if not part:
+            continue
+        batch = args.batch_cells
+        if batch is None:
+            batch = sw.default_batching(name, part, args.device)
+        if batch is None:
+            batch = args.device.startswith("cuda")
+        copies = 4096 if args.device.startswith("cuda") else sw.CPU_BATCH_COPIES
+        table = estimate_sweep(part, progress=not args.quiet, batch_cells=bool(batch), batch_copies=copies)
+        tables.append(table.assign(stage=name))
+        if batch:
+            print(f"{name} cells advance in batches of at most {copies} copies per structure and noise type")
+    print(format_estimate(summarize_estimate(pd.concat(tables, ignore_index=True), workers), workers))
     print("steps from: 'measured' = the shipped stopping statistics of this rule (xrdnb.estimate.stopping_statistics);")
     print("'budget' = no statistics for this rule, every copy assumed to run to max_steps (an upper bound).")
     return 0

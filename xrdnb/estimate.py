@@ -175,9 +175,10 @@ def estimate_sweep(
     ``max_steps_cell``, ``steps_source``, ``copy_steps``, ``seconds_per_copy_step``,
     ``seconds``. Step costs are measured once per (structure, noise type, loss,
     constrained, copies, dtype). With ``batch_cells`` the cells of each group of
-    :func:`xrdnb.sweep.batch_groups` share one step overhead ``a`` (paid for the group's
-    slowest copy) and each pays ``b`` per copy-step; a group's time is spread over its
-    cells in proportion to their copy-steps.
+    :func:`xrdnb.sweep.batch_groups` run as one batch whose step cost ``a + b · copies`` is
+    measured at the group's size (once per structure, noise type, first loss and size): the
+    batch pays ``a`` for its slowest copy's steps and ``b`` per copy-step; its time is spread
+    over its cells in proportion to their copy-steps.
     """
     from tqdm.auto import tqdm
 
@@ -220,14 +221,18 @@ def estimate_sweep(
         from .sweep import batch_groups
 
         position = {cell.cell_id: i for i, cell in enumerate(cells)}
+        group_costs: dict[tuple, tuple[float, float]] = {}
         for number, group in enumerate(batch_groups(cells, max_copies=batch_copies)):
             rows = [position[c.cell_id] for c in group]
             part = table.iloc[rows]
-            total = float(
-                part["a"].max() * part["max_steps_cell"].max()
-                + (part["b"] * part["copy_steps"]).sum()
-                + overhead * len(rows)
-            )
+            # a step of the whole batch, measured at the batch's size (the cost per copy is not
+            # linear in the copies: it stops falling at 16-64 and rises beyond)
+            size = int(part["n_copies"].sum())
+            key = (group[0].structure, group[0].noise_type, group[0].loss, group[0].constrained, size, group[0].dtype)
+            if key not in group_costs:
+                group_costs[key] = step_cost(replace(group[0], n_copies=size), steps=calibration_steps)
+            a, b = group_costs[key]
+            total = float(a * part["max_steps_cell"].max() + b * part["copy_steps"].sum() + overhead * len(rows))
             share = part["copy_steps"] / part["copy_steps"].sum()
             table.loc[table.index[rows], "seconds"] = (total * share).to_numpy()
             table.loc[table.index[rows], "task"] = f"batch {number}"
@@ -246,9 +251,24 @@ def _makespan(seconds: Sequence[float], workers: int) -> float:
 
 
 def summarize_estimate(estimate: pd.DataFrame, workers: int) -> pd.DataFrame:
-    """Per noise type and in total: cells, copies, mean steps per copy, copy-steps, CPU hours, wall hours."""
+    """Per noise type (and stage) and in total: cells, copies, steps per copy, copy-steps, CPU and wall hours.
+
+    With a ``stage`` column (two-stage sweeps, :meth:`xrdnb.sweep.SweepSpec.stages`) a stage
+    starts when the one before it has finished, so the total wall time is the sum of the
+    stages' wall times; the rows are named ``"<stage> · <noise type>"``.
+    """
+    staged = "stage" in estimate and estimate["stage"].nunique() > 1
+    keys = ["stage", "noise_type"] if staged else ["noise_type"]
+
+    def wall(part: pd.DataFrame) -> float:
+        stages = part.groupby("stage", sort=False) if staged else [(None, part)]
+        return (
+            sum(_makespan(p.groupby("task", sort=False)["seconds"].sum().tolist(), workers) for _, p in stages) / 3600
+        )
+
     groups = []
-    for name, part in list(estimate.groupby("noise_type", sort=False)) + [("all", estimate)]:
+    parts = [(" · ".join(map(str, k)) if staged else k[0], p) for k, p in estimate.groupby(keys, sort=False)]
+    for name, part in parts + [("all", estimate)]:
         groups.append(
             dict(
                 noise_type=name,
@@ -259,7 +279,7 @@ def summarize_estimate(estimate: pd.DataFrame, workers: int) -> pd.DataFrame:
                 ms_per_copy_step=1e3
                 * float((part["seconds_per_copy_step"] * part["copy_steps"]).sum() / max(part["copy_steps"].sum(), 1)),
                 cpu_hours=float(part["seconds"].sum() / 3600),
-                wall_hours=_makespan(part.groupby("task", sort=False)["seconds"].sum().tolist(), workers) / 3600,
+                wall_hours=wall(part),
                 steps_from="; ".join(sorted(part["steps_source"].unique())),
             )
         )
@@ -268,13 +288,14 @@ def summarize_estimate(estimate: pd.DataFrame, workers: int) -> pd.DataFrame:
 
 def format_estimate(summary: pd.DataFrame, workers: int) -> str:
     """The summary as the text ``xrdnb sweep --estimate`` prints."""
+    width = max(12, *(len(str(n)) + 2 for n in summary["noise_type"]))
     lines = [
-        f"{'noise type':<12}{'cells':>7}{'copies':>8}{'steps/copy':>12}{'copy-steps':>13}{'ms/copy-step':>14}"
+        f"{'noise type':<{width}}{'cells':>7}{'copies':>8}{'steps/copy':>12}{'copy-steps':>13}{'ms/copy-step':>14}"
         f"{'CPU h':>8}{f'wall h ({workers} w)':>15}  steps from"
     ]
     for row in summary.itertuples():
         lines.append(
-            f"{row.noise_type:<12}{row.cells:>7}{row.copies:>8}{row.mean_steps_per_copy:>12.0f}{row.copy_steps:>13.3g}"
+            f"{row.noise_type:<{width}}{row.cells:>7}{row.copies:>8}{row.mean_steps_per_copy:>12.0f}{row.copy_steps:>13.3g}"
             f"{row.ms_per_copy_step:>14.2f}{row.cpu_hours:>8.2f}{row.wall_hours:>15.2f}  {row.steps_from}"
         )
     return "\n".join(lines)

@@ -52,6 +52,7 @@ __all__ = [
     "run_cell",
     "run_cells_batched",
     "batch_groups",
+    "default_batching",
     "check_sweep",
     "is_finished",
     "run_sweep",
@@ -341,15 +342,15 @@ class SweepSpec:
         chosen = self.chosen_learning_rates(results)
         return [("selection", selection.cells()), ("evaluation", None if chosen is None else self.cells(chosen))]
 
-    def planned_cells(self) -> list[Cell]:
-        """Every cell the profile will compute, for planning (:mod:`xrdnb.estimate`) before any has run.
+    def planned_stages(self) -> list[tuple[str, list[Cell]]]:
+        """:meth:`stages` for planning (:mod:`xrdnb.estimate`) before any cell has run.
 
-        One-stage: :meth:`all_cells`. Two-stage: the selection cells, then one evaluated cell
-        per (structure, level, run, seed) at the run's first candidate rate, standing in for the
-        one the selection will choose (the cost of a step does not depend on the rate).
+        One-stage: ``[("all", all_cells())]``. Two-stage: the selection cells, then one
+        evaluated cell per (structure, level, run, seed) at the run's first candidate rate,
+        standing in for the one the selection will choose (a step costs the same at any rate).
         """
         if not self.staged:
-            return self.all_cells()
+            return [("all", self.all_cells())]
         selection = self.selection_spec()
         assert selection is not None  # staged
         first = {
@@ -358,7 +359,7 @@ class SweepSpec:
             for loss in self.losses
             for constrained in (False, True)
         }
-        return selection.cells() + self.cells(first)
+        return [("selection", selection.cells()), ("evaluation", self.cells(first))]
 
     @classmethod
     def from_dict(cls, data: dict) -> SweepSpec:
@@ -407,7 +408,7 @@ PROFILES: dict[str, SweepSpec] = {
         lattice_lrs=(5e-4, 1e-3, 5e-3, 1e-2),
         coordinate_lrs=(1e-6, 1e-5, 1e-4),
         selection_seed=1,
-        selection_copies=2,
+        selection_copies=1,
         evaluate_lrs="selected",
         n_copies=16,
         max_steps=30_000,
@@ -422,8 +423,9 @@ build within the CI time; to move as far in 60 steps, it uses the SI's largest l
 learning rate (1e-2) and 10× the SI's largest coordinate one (1e-3), and scales the
 stopping rule (1e-4 over 1000 steps, i.e. 1e-7 per step) to 3e-6 over 30 steps.
 ``paper`` runs in two stages (:meth:`SweepSpec.stages`): first the selection cells, every
-candidate learning rate on 2 copies of its ``selection_seed`` per structure and level (100
-copies per rate and run for lattice noise, 100 for coordinates), which are never reported;
+candidate learning rate on one copy of its ``selection_seed`` per structure and level (50
+copies per rate and run, pooled over the ten structures and five levels, since the choice is
+made per noise type and run; batched on the CPU, :func:`default_batching`), never reported;
 then the 450 cells the tables report, 16 copies each, at the rate the selection chose per
 noise type and run (:func:`xrdnb.selection.choose_learning_rates`). Evaluating every
 candidate rate on the reported seed would cost 3.6× as much and only one of them is reported."""
@@ -571,6 +573,27 @@ def batch_groups(cells: Sequence[Cell], max_copies: int = 4096) -> list[list[Cel
     return order
 
 
+CPU_BATCH_BELOW = 16
+"""On the CPU, cells with fewer copies than this advance in batches by default (:func:`default_batching`)."""
+
+CPU_BATCH_COPIES = 32
+"""Copies per batch on the CPU: a step's cost per copy stops falling at 16–64 copies and rises
+beyond (cache; measured for NdAl2Cu4 on one core: 2.98 ms per copy-step at 2 copies, 2.17 at 16,
+2.11 at 64, 2.48 at 128)."""
+
+
+def default_batching(stage: str, cells: Sequence[Cell], device: str = "cpu") -> bool | None:
+    """Whether :func:`run_stages` batches a stage's cells unless told otherwise (None: :func:`run_sweep`'s default).
+
+    A ``"selection"`` stage on the CPU is batched when its cells have fewer than
+    :data:`CPU_BATCH_BELOW` copies: a step of one or two copies costs about as much as one of
+    sixteen. Every other stage keeps :func:`run_sweep`'s default (batched on CUDA only).
+    """
+    if stage == "selection" and not device.startswith("cuda") and cells:
+        return all(c.n_copies < CPU_BATCH_BELOW for c in cells) or None
+    return None
+
+
 def run_cells_batched(cells: Sequence[Cell], *, units: str | None = None, device: str = "cpu", progress: bool = False):
     """Run cells of one structure and noise type as one batched gradient descent; ``[(rows, trajectories)]``.
 
@@ -710,13 +733,15 @@ def run_sweep(
         advance the cells of each structure and noise type together as one batched
         gradient descent (:func:`run_cells_batched`, groups of :func:`batch_groups`), in
         this process; the default is to do so on CUDA devices, where it is what makes a
-        GPU fast, and not on the CPU. The groups are the tasks of ``workers`` (on the CPU)
-        or run in this process (CUDA). Rows equal the per-cell rows to rounding (a
-        copy's gradient sums run over the batch's union of reflections, so their last
-        bits can differ; over thousands of steps such differences may grow).
+        GPU fast, and not on the CPU (but :func:`run_stages` batches a selection stage's
+        small cells there, :func:`default_batching`). The groups are the tasks of
+        ``workers`` (on the CPU) or run in this process (CUDA). Rows equal the per-cell
+        rows to rounding (a copy's gradient sums run over the batch's union of
+        reflections, so their last bits can differ; over thousands of steps such
+        differences may grow); the same cells give the same groups, hence the same rows.
     batch_copies
-        copies per batched group at most (default: 4096 on CUDA, 128 on the CPU, where
-        larger batches stop gaining).
+        copies per batched group at most (default: 4096 on CUDA, :data:`CPU_BATCH_COPIES`
+        on the CPU).
     """
     from tqdm.auto import tqdm
 
@@ -757,7 +782,7 @@ def run_sweep(
             )
 
     if batch_copies is None:
-        batch_copies = 4096 if device.startswith("cuda") else 128
+        batch_copies = 4096 if device.startswith("cuda") else CPU_BATCH_COPIES
     try:
         if batch_cells:
 
@@ -822,16 +847,20 @@ def run_stages(spec: SweepSpec, results: str | os.PathLike, **options) -> pd.Dat
 
     A two-stage spec runs its selection cells, chooses the learning rates on them
     (:meth:`SweepSpec.chosen_learning_rates`) and then runs the evaluated cells at those
-    rates; each stage resumes like :func:`run_sweep`, whose ``options`` apply to both.
+    rates; each stage resumes like :func:`run_sweep`, whose ``options`` apply to both
+    (with ``batch_cells`` unset, a stage is batched as :func:`default_batching` says).
     """
     frames = []
-    for _, cells in spec.stages(results):
+    for name, cells in spec.stages(results):
         if cells is None:  # the evaluation waits for a selection that is finished now
             chosen = spec.chosen_learning_rates(results)
             if chosen is None:
                 raise RuntimeError(f"the learning-rate selection of this sweep is unfinished in {results}")
             cells = spec.cells(chosen)
-        frames.append(run_sweep(cells, results, **options))
+        stage_options = dict(options)
+        if stage_options.get("batch_cells") is None:
+            stage_options["batch_cells"] = default_batching(name, cells, resolve_device(options.get("device", "cpu")))
+        frames.append(run_sweep(cells, results, **stage_options))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
