@@ -140,6 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the plan (cells, copies, expected steps, measured cost per copy-step, wall time for --workers) "
         "and run nothing",
     )
+    sweep.add_argument(
+        "--only",
+        nargs="+",
+        metavar="CELL_ID",
+        help="run only these cells of the grid (ids as --list prints them; any learning rate of a run), "
+        "e.g. to recompute cells of a shipped result set",
+    )
+    sweep.add_argument(
+        "--pack",
+        action="store_true",
+        help="pack the finished cells of --results into a shipped result set (manifest.json, sweep_rows.csv.gz, "
+        "sweep_loss.npz; xrdnb.result_sets) and run nothing",
+    )
     sweep.set_defaults(run=None)
 
     relax = sub.add_parser(
@@ -196,24 +209,40 @@ def _run_sweep(args) -> int:
     # this process has computed nothing and, on the CPU, not touched CUDA: its workers can be
     # plain forks, which start without importing torch and pymatgen again
     start_method = "fork" if device == "cpu" and "fork" in multiprocessing.get_all_start_methods() else None
+    if args.only:
+        selection = spec.selection_spec()
+        grid = {c.cell_id: c for c in spec.cells() + (selection.cells() if selection else [])}
+        unknown = [i for i in args.only if i not in grid]
+        if unknown:
+            print(f"xrdnb sweep: error: not cells of this sweep: {', '.join(unknown)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        stages = [("only", [grid[i] for i in dict.fromkeys(args.only)])]
+    if args.pack:
+        from .result_sets import pack_sweep
+
+        command = f"xrdnb sweep --profile {args.profile}" + (f" --config {args.config}" if args.config else "")
+        manifest = pack_sweep(spec, results, command=f"{command} --results {results}", profile=args.profile)
+        cover = manifest["coverage"]["all"]
+        print(f"packed {cover['cells_done']} of {cover['cells_total'] or '?'} cells -> {results}")
+        return 0
     if args.estimate:  # a two-stage sweep's evaluation is planned before its rates are chosen
         planned = stages if all(part is not None for _, part in stages) else spec.planned_stages()
         return _print_estimate(planned, results, args)
+    only = stages[0][1] if args.only else None
+    options = dict(
+        workers=args.workers,
+        scheduler=args.scheduler,
+        progress=not args.quiet,
+        device=device,
+        start_method=start_method,
+        batch_cells=args.batch_cells,
+    )
     try:  # run_sweep checks the structures and the folder (sweep.check_sweep) before any cell
-        rows = sw.run_stages(
-            spec,
-            results,
-            workers=args.workers,
-            scheduler=args.scheduler,
-            progress=not args.quiet,
-            device=device,
-            start_method=start_method,
-            batch_cells=args.batch_cells,
-        )
+        rows = sw.run_sweep(only, results, **options) if only else sw.run_stages(spec, results, **options)
     except (ValueError, OSError) as exc:
         print(f"xrdnb sweep: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    n_cells = sum(len(part or []) for _, part in spec.stages(results))
+    n_cells = len(only) if only else sum(len(part or []) for _, part in spec.stages(results))
     print(f"{n_cells} cells, {len(rows)} rows -> {results / 'cells'}")
     return 0
 
