@@ -22,9 +22,10 @@ is printed before every measurement: on a loaded 2-core machine ratios move by 5
 speed-up over it.
 
 With ``--paper-structure NAME`` it measures instead the batched engine (the GPU path) on
-the ``paper`` profile's cells of one structure (160 cells × 16 copies, ``--steps`` steps
-each with early stopping off, all advancing as batches on ``--device``) and projects the
-wall time of the whole ``paper`` profile from its expected copy-steps (the shipped
+the ``paper`` profile's cells of one structure, both stages (160 selection cells of one copy
+and 45 reported cells of 16, :meth:`~xrdnb.sweep.SweepSpec.planned_stages`), ``--steps``
+steps each with early stopping off, all advancing as batches on ``--device``, and projects
+the wall time of the whole ``paper`` profile from its expected copy-steps (the shipped
 stopping statistics, :mod:`xrdnb.estimate`):
 
     python benchmarks/bench_sweep.py --paper-structure NdAl2Cu4 --device cuda --steps 200
@@ -127,11 +128,12 @@ def paper_structure(name: str, device: str, steps: int) -> int:
     from xrdnb.optimize import run_batched_gradient_descent
     from xrdnb.sweep import PROFILES, _start, batch_groups, run_cells_batched
 
-    paper = PROFILES["paper"].cells()
+    # both stages: the selection cells (one copy at each candidate rate) and the reported cells (16 copies)
+    paper = [c for _, part in PROFILES["paper"].planned_stages() for c in part]
     cells = [replace(c, max_steps=steps, tol=0.0, record_every=0) for c in paper if c.structure == name]
     print(
-        f"paper profile, {name}: {len(cells)} cells x 16 copies, {steps} steps each (early stopping off), "
-        f"batched on {device}"
+        f"paper profile, {name}: {len(cells)} cells, {sum(c.n_copies for c in cells)} copies, {steps} steps each "
+        f"(early stopping off), batched on {device}"
     )
     print(
         f"torch {torch.__version__}, "

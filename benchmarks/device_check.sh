@@ -13,7 +13,7 @@
 #      (21 × 21 grid, one batch against one structure at a time; target >= 10x);
 #   3. the same for a CHGNet energy slice (11 × 11);
 #   4. issue 11's GPU path: the CUDA test of batched gradient descent, then the batched
-#      sweep engine on the paper profile's cells of one structure (160 cells, 200 steps,
+#      sweep engine on the paper profile's cells of one structure (205 cells of both stages, 200 steps,
 #      benchmarks/bench_sweep.py --paper-structure), with the projected wall time of the
 #      whole paper profile (goal <= 10 minutes on one H200).
 # Everything printed also goes to $OUT/device_check.log when $OUT is set.
