@@ -1,0 +1,109 @@
+"""Verdicts by stated rules: each rule decides on intervals, in both directions, and says when it cannot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xrdnb.verdicts import RULES, VERDICTS, judge_claims
+from xrdnb.vocabulary import NOISE_LEVELS
+
+SIGMA_D = np.sqrt((0.99**2) / 12)  # standard deviation of uniform(0.01, 1)
+
+
+def _slope(r: float, noise: float = 0.05) -> float:
+    """Slope of similarity on −AMD that gives a Pearson r (population value)."""
+    return r * noise / (SIGMA_D * np.sqrt(1 - r * r))
+
+
+def _cells(rng, noise_type, level, r, loss="cosine", constrained=False, n_structures=10, copies=8, d=None):
+    n = n_structures * copies
+    d = rng.uniform(0.01, 1, n) if d is None else d
+    sign = 1.0 if r >= 0 else -1.0
+    sim = 1 - sign * _slope(abs(r)) * d + rng.normal(0, 0.05, n)
+    return pd.DataFrame(
+        {
+            "structure": np.repeat([f"S{i}" for i in range(n_structures)], copies),
+            "copy": np.tile(np.arange(copies), n_structures),
+            "seed": 0,
+            "noise_type": noise_type,
+            "noise_level": level,
+            "loss": loss,
+            "constrained": constrained,
+            "amd_distance": d,
+            f"similarity_{loss}": sim,
+        }
+    )
+
+
+def _lattice(rng, values, constrained_values=None):
+    parts = []
+    for level, r in zip(NOISE_LEVELS["lattice"], values, strict=True):
+        free = _cells(rng, "lattice", level, r)
+        parts.append(free)
+        if constrained_values is not None:
+            r_c = constrained_values[NOISE_LEVELS["lattice"].index(level)]
+            parts.append(_cells(rng, "lattice", level, r_c, constrained=True, d=free["amd_distance"].to_numpy()))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _verdict(rows, claim, **kw):
+    return judge_claims(rows, n_bootstrap=300, **kw).set_index("claim").loc[claim]
+
+
+def test_a_falling_trend_agrees_and_a_rising_one_disagrees():
+    rng = np.random.default_rng(0)
+    assert _verdict(_lattice(rng, [0.95, 0.85, 0.7, 0.5, 0.3]), "(i)").verdict == "agrees"
+    assert _verdict(_lattice(rng, [0.3, 0.5, 0.7, 0.85, 0.95]), "(i)").verdict == "disagrees"
+
+
+def test_the_issue_sequence_that_falls_in_two_of_four_steps_does_not_agree():
+    """(0.89, 0.21, 0.26, 0.44, 0.44) was printed 'holds' by the endpoint rule; ρ is about 0."""
+    rng = np.random.default_rng(1)
+    row = _verdict(_lattice(rng, [0.89, 0.21, 0.26, 0.44, 0.44]), "(i)")
+    assert row.verdict == "inconclusive" and row.lo < 0 <= row.hi
+    assert "Spearman ρ(level, value)" in row.evidence
+
+
+def test_constrained_above_unconstrained_at_every_level_agrees_and_one_level_below_disagrees():
+    rng = np.random.default_rng(2)
+    free = [0.9, 0.5, 0.4, 0.3, 0.2]
+    above = _lattice(rng, free, [0.9, 0.85, 0.8, 0.8, 0.75])
+    assert _verdict(above, "(ii)").verdict == "agrees"
+    below_once = _lattice(rng, free, [0.9, 0.85, 0.8, 0.8, -0.6])
+    row = _verdict(below_once, "(ii)")
+    assert row.verdict == "disagrees" and "contradicts" in row.evidence
+    equal = _lattice(rng, free, free)
+    assert _verdict(equal, "(ii)").verdict in ("inconclusive", "partly")
+
+
+def test_negative_coordinate_correlations_agree_positive_ones_disagree():
+    rng = np.random.default_rng(3)
+
+    def rows(r):
+        return pd.concat(
+            [
+                _cells(rng, "coordinates", lv, r, loss=loss)
+                for loss in ("cosine", "entropy")
+                for lv in (0.001, 0.005, 0.01)
+            ]
+        )
+
+    assert _verdict(rows(-0.7), "(iii)").verdict == "agrees"
+    assert _verdict(rows(0.7), "(iii)").verdict == "disagrees"
+
+
+def test_missing_cells_are_not_computed_and_every_rule_is_written_down():
+    empty = _lattice(np.random.default_rng(4), [0.9, 0.8, 0.7, 0.6, 0.5]).iloc[:0]
+    table = judge_claims(empty, n_bootstrap=50)
+    assert table["verdict"].tolist() == ["not computed"] * 3
+    assert set(table["rule"]) == set(RULES.values()) and set(table["verdict"]) <= set(VERDICTS)
+    with pytest.raises(ValueError, match="stage"):
+        judge_claims(empty, stage="middle")
+
+
+def test_verdicts_are_reproducible_from_the_seed():
+    rows = _lattice(np.random.default_rng(5), [0.9, 0.7, 0.6, 0.5, 0.4])
+    a, b = judge_claims(rows, n_bootstrap=100, seed=3), judge_claims(rows, n_bootstrap=100, seed=3)
+    pd.testing.assert_frame_equal(a, b)
