@@ -628,16 +628,22 @@ def test_claims_by_stage_verdicts_report_and_summary():
             "amd_distance": [0.2],
         }
     )
-    text = claims_module.summary(found, cells, rows, run="profile 'x'")
+    judged = {
+        (m, stage): pd.DataFrame({"claim": ["(i)", "(ii)", "(iii)"], "verdict": verdict, "evidence": "numbers"})
+        for m in ("pearson", "spearman")
+        for stage, verdict in (("final", "agrees"), ("start", "disagrees"))
+    }
+    text = claims_module.summary(judged, cells, rows, run="profile 'x'", note="not at the paper's protocol")
     lines = text.splitlines()
-    assert lines[0] == "run: profile 'x'"
+    assert lines[:2] == ["run: profile 'x'", "not at the paper's protocol"]
+    assert "(ii): Pearson agrees, Spearman agrees" in lines and "    Spearman: numbers" in lines
     assert (
         "Pearson (Table S1): paper inside our CI in 43 of 43 cells, opposite sign in 0; mean |ours − paper| 0.00"
         in lines
     )
     assert "coordinate noise, cosine runs, median AMD distance start → end (Å): 0.01: 0.1 → 0.2 (further)" in lines
     assert lines[-1] == (
-        "Spearman (Table S2), distorted starting structures: (i) does not hold, (ii) does not hold, (iii) does not hold"
+        "Spearman (Table S2), distorted starting structures: (i) disagrees, (ii) disagrees, (iii) disagrees"
     )
 
 

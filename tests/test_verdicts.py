@@ -107,3 +107,19 @@ def test_verdicts_are_reproducible_from_the_seed():
     rows = _lattice(np.random.default_rng(5), [0.9, 0.7, 0.6, 0.5, 0.4])
     a, b = judge_claims(rows, n_bootstrap=100, seed=3), judge_claims(rows, n_bootstrap=100, seed=3)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_the_verdict_table_colours_each_verdict_and_only_paper_protocol_runs_can_judge():
+    from xrdnb.sweep import PROFILES, at_paper_protocol
+    from xrdnb.verdicts import VERDICT_COLOURS, judge_by_stage, styled_verdicts, verdict_table
+
+    rows = _lattice(np.random.default_rng(6), [0.95, 0.85, 0.7, 0.5, 0.3])
+    rows = rows.assign(start_amd_distance=rows.amd_distance, start_similarity_cosine=rows.similarity_cosine)
+    judged = judge_by_stage(rows, n_bootstrap=100)
+    table = verdict_table(judged)
+    assert table.shape == (3, 4) and table.index.tolist() == ["(i)", "(ii)", "(iii)"]
+    assert table.loc["(i)", ("Pearson (Table S1)", "end of GD")].startswith("agrees: -")
+    assert table.loc["(iii)", ("Spearman (Table S2)", "distorted start")] == "not computed"
+    html = styled_verdicts(table, "caption").to_html()
+    assert VERDICT_COLOURS["agrees"] in html
+    assert at_paper_protocol(PROFILES["paper"]) and not at_paper_protocol(PROFILES["book"])

@@ -222,32 +222,35 @@ def claims_report(
     return "\n".join(lines)
 
 
-def summary(claims: dict[tuple[str, str], pd.DataFrame], cells: pd.DataFrame, rows: pd.DataFrame, run: str = "") -> str:
+def summary(
+    judged: dict[tuple[str, str], pd.DataFrame], cells: pd.DataFrame, rows: pd.DataFrame, run: str = "", note: str = ""
+) -> str:
     """The chapter's closing printout, as text.
 
-    The run, every claim's verdicts and evidence, the agreement with the paper, how far GD
-    moved the coordinate-noise cosine runs, and the verdicts on the distorted starts.
+    The run, every claim's verdicts by the rules of :mod:`xrdnb.verdicts` and their evidence,
+    the agreement with the paper, how far GD moved the coordinate-noise cosine runs, and the
+    verdicts on the distorted starts.
 
     Parameters
     ----------
-    claims
-        output of :func:`claims_by_stage` (with stages ``"final"`` and ``"start"``).
+    judged
+        output of :func:`xrdnb.verdicts.judge_by_stage` (stages ``"final"`` and ``"start"``).
     cells
         :func:`xrdnb.tables.correlation_cells` at the end of GD.
     rows
         the analysed sweep rows.
     run
         which run made the numbers (:meth:`xrdnb.runs.StudyRun.caption`).
+    note
+        a line printed under the run (e.g. that the run is not at the paper's protocol).
     """
     lines = [f"run: {run}"] if run else []
-    for i in range(len(claims[("pearson", "final")])):
-        p, s = claims[("pearson", "final")].loc[i], claims[("spearman", "final")].loc[i]
-        lines.append(
-            f"{p.claim}: Pearson {p.verdict}"
-            + (f" ({p.strength})" if p.strength else "")
-            + f", Spearman {s.verdict}"
-            + (f" ({s.strength})" if s.strength else "")
-        )
+    if note:
+        lines.append(note)
+    final = {m: judged[(m, "final")].set_index("claim") for m in ("pearson", "spearman")}
+    for claim in final["pearson"].index:
+        p, s = final["pearson"].loc[claim], final["spearman"].loc[claim]
+        lines.append(f"{claim}: Pearson {p.verdict}, Spearman {s.verdict}")
         lines += [f"    Pearson:  {p.evidence}", f"    Spearman: {s.evidence}"]
     for method, label in METHOD_LABELS.items():
         counts, both = agreement_counts(cells, method)
@@ -266,9 +269,9 @@ def summary(claims: dict[tuple[str, str], pd.DataFrame], cells: pd.DataFrame, ro
             )
         )
     for method, label in METHOD_LABELS.items():
-        start = claims[(method, "start")]
+        start = judged[(method, "start")]
         lines.append(
             f"{label}, distorted starting structures: "
-            + ", ".join(f"{c.split(' ', 1)[0]} {v}" for c, v in zip(start["claim"], start["verdict"], strict=True))
+            + ", ".join(f"{c} {v}" for c, v in zip(start["claim"], start["verdict"], strict=True))
         )
     return "\n".join(lines)

@@ -57,6 +57,7 @@ __all__ = [
     "is_finished",
     "run_sweep",
     "run_stages",
+    "at_paper_protocol",
     "load_results",
     "load_trajectories",
     "cell_path",
@@ -429,6 +430,20 @@ made per noise type and run; batched on the CPU, :func:`default_batching`), neve
 then the 450 cells the tables report, 16 copies each, at the rate the selection chose per
 noise type and run (:func:`xrdnb.selection.choose_learning_rates`). Evaluating every
 candidate rate on the reported seed would cost 3.6× as much and only one of them is reported."""
+
+
+def at_paper_protocol(spec: SweepSpec) -> bool:
+    """Whether ``spec`` runs the SI's protocol: its copies, step budget and stopping rule (those of ``paper``).
+
+    Only such runs can test the paper's claims; the chapters say so next to any verdict of another.
+    """
+    paper = PROFILES["paper"]
+    return (spec.n_copies, spec.max_steps, spec.patience, spec.tol) == (
+        paper.n_copies,
+        paper.max_steps,
+        paper.patience,
+        paper.tol,
+    )
 
 
 @contextmanager

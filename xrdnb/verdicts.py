@@ -34,10 +34,22 @@ import pandas as pd
 from .statistics import bootstrap_replicates, correlations
 from .vocabulary import NOISE_LEVELS
 
-__all__ = ["RULES", "VERDICTS", "judge_claims"]
+__all__ = ["RULES", "VERDICTS", "VERDICT_COLOURS", "judge_claims", "judge_by_stage", "verdict_table", "styled_verdicts"]
 
 VERDICTS = ("agrees", "partly", "disagrees", "inconclusive", "not computed")
 """How a rule's outcome compares with the paper's claim."""
+
+VERDICT_COLOURS = {
+    "agrees": "#d9f2d9",
+    "partly": "#fff2cc",
+    "disagrees": "#f8d0d0",
+    "inconclusive": "#eeeeee",
+    "not computed": "#ffffff",
+}
+"""Background colour of each verdict in the chapters' tables."""
+
+STAGES = {"final": "end of GD", "start": "distorted start"}
+"""The structures a verdict is about, as the tables label them."""
 
 RULES = {
     "(i)": (
@@ -255,3 +267,42 @@ def judge_claims(
         )
     )
     return pd.DataFrame(out)
+
+
+def judge_by_stage(
+    rows: pd.DataFrame,
+    methods: tuple[str, ...] = ("pearson", "spearman"),
+    stages: tuple[str, ...] = ("final", "start"),
+    **options,
+) -> dict[tuple[str, str], pd.DataFrame]:
+    """:func:`judge_claims` for every ``(method, stage)``; ``options`` go to it (``n_bootstrap``, ...)."""
+    return {(m, st): judge_claims(rows, method=m, stage=st, **options) for m in methods for st in stages}
+
+
+def verdict_table(judged: dict[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
+    """Claims × ``(method, stage)`` of :func:`judge_by_stage`: the verdict with its statistic and interval.
+
+    >>> table = pd.DataFrame({"claim": ["(i)"], "verdict": ["agrees"], "statistic": [-0.9], "lo": [-1.0], "hi": [-0.7]})
+    >>> verdict_table({("pearson", "final"): table}).iloc[0, 0]
+    'agrees: -0.90 [-1.00, -0.70]'
+    """
+    columns = {}
+    for (method, stage), table in judged.items():
+        label = (f"{method.capitalize()} (Table S{1 if method == 'pearson' else 2})", STAGES.get(stage, stage))
+        columns[label] = [
+            f"{r.verdict}: {_fmt(r.statistic)} [{_fmt(r.lo)}, {_fmt(r.hi)}]"
+            if r.verdict != "not computed"
+            else r.verdict
+            for r in table.itertuples()
+        ]
+    first = next(iter(judged.values()))
+    out = pd.DataFrame(columns, index=pd.Index(first["claim"], name="claim"))
+    out.columns = pd.MultiIndex.from_tuples(out.columns, names=["correlation", "structures"])
+    return out
+
+
+def styled_verdicts(table: pd.DataFrame, caption: str):
+    """:func:`verdict_table` as a ``Styler``, each cell coloured by its verdict (:data:`VERDICT_COLOURS`)."""
+    return table.style.set_caption(caption).map(
+        lambda v: f"background-color: {VERDICT_COLOURS.get(str(v).split(':')[0], '#ffffff')}"
+    )
