@@ -306,3 +306,14 @@ def test_a_two_stage_sweep_runs_its_selection_first_then_only_the_chosen_rate(tm
     listed = run_xrdnb("sweep", "--config", str(config), "--results", str(tmp_path / "fresh"), "--list")
     assert listed.returncode == 0, listed.stderr
     assert "# evaluation: after the selection" in listed.stdout and listed.stdout.count("todo") == 2
+
+
+def test_batch_groups_are_balanced_so_no_batch_is_a_small_remainder():
+    cells = [
+        sw.Cell("U2Ti", "lattice", 0.05, "cosine", False, lr, 1, n_copies=1) for lr in np.linspace(1e-4, 1e-2, 100)
+    ]
+    sizes = [sum(c.n_copies for c in g) for g in sw.batch_groups(cells, max_copies=32)]
+    assert sizes == [25, 25, 25, 25]
+    assert [len(g) for g in sw.batch_groups(cells, max_copies=128)] == [100]
+    sixteen = [sw.Cell("U2Ti", "lattice", lv, "cosine", False, 1e-3, 0) for lv in (0.01, 0.05, 0.1)]
+    assert [len(g) for g in sw.batch_groups(sixteen, max_copies=40)] == [2, 1]  # never above the limit
