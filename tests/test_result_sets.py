@@ -79,6 +79,17 @@ def test_the_manifest_command_restricted_to_two_cells_reproduces_their_rows(pack
     columns = [c for c in again.columns if c != "seconds"]
     expected = shipped[columns].sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(again[columns].sort_values(key).reset_index(drop=True), expected, check_dtype=False)
+    # a selection cell ran in a batch: --only reruns its batch, and its rows come back exactly
+    selection = load_result_set(folder / "run").selection_rows()
+    one = selection["cell_id"].iloc[0]
+    out = run_xrdnb("sweep", "--config", str(config), "--results", str(tmp_path / "sel"), "--quiet", "--only", one)
+    assert out.returncode == 0, out.stderr
+    redone = pd.read_csv(tmp_path / "sel" / "cells" / f"{one}.csv")
+    pd.testing.assert_frame_equal(
+        redone[columns].reset_index(drop=True),
+        selection[selection.cell_id == one][columns].reset_index(drop=True),
+        check_dtype=False,
+    )
     bad = run_xrdnb("sweep", "--config", str(config), "--results", str(tmp_path), "--only", "nope_123")
     assert bad.returncode == 2 and "not cells of this sweep: nope_123" in bad.stderr
 

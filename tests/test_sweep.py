@@ -317,3 +317,25 @@ def test_batch_groups_are_balanced_so_no_batch_is_a_small_remainder():
     assert [len(g) for g in sw.batch_groups(cells, max_copies=128)] == [100]
     sixteen = [sw.Cell("U2Ti", "lattice", lv, "cosine", False, 1e-3, 0) for lv in (0.01, 0.05, 0.1)]
     assert [len(g) for g in sw.batch_groups(sixteen, max_copies=40)] == [2, 1]  # never above the limit
+
+
+def test_a_resumed_batched_sweep_forms_the_batches_of_an_uninterrupted_one(tmp_path):
+    import shutil
+
+    cells = [
+        sw.Cell("U2Ti", "lattice", 0.05, loss, False, lr, 1, n_copies=1, max_steps=8, patience=4, record_every=4)
+        for loss in ("cosine", "mse")
+        for lr in (1e-3, 1e-2, 3e-2)
+    ]
+    whole = sw.run_sweep(cells, tmp_path / "whole", progress=False, batch_cells=True)
+    resumed_dir = tmp_path / "resumed" / "cells"
+    resumed_dir.mkdir(parents=True)
+    for cell in cells[:2]:  # two cells finished before an interruption
+        for suffix in (".csv", ".npz"):
+            shutil.copy(sw.cell_path(tmp_path / "whole", cell).with_suffix(suffix), resumed_dir)
+    resumed = sw.run_sweep(cells, tmp_path / "resumed", progress=False, batch_cells=True)
+    key = ["cell_id", "copy"]
+    columns = [c for c in whole.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(
+        resumed[columns].sort_values(key).reset_index(drop=True), whole[columns].sort_values(key).reset_index(drop=True)
+    )

@@ -144,8 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         nargs="+",
         metavar="CELL_ID",
-        help="run only these cells of the grid (ids as --list prints them; any learning rate of a run), "
-        "e.g. to recompute cells of a shipped result set",
+        help="run only these cells of the grid (ids as --list prints them; any learning rate of a run), and "
+        "in a batched stage the other cells of their batches, e.g. to recompute cells of a shipped result set",
     )
     sweep.add_argument(
         "--pack",
@@ -211,12 +211,25 @@ def _run_sweep(args) -> int:
     start_method = "fork" if device == "cpu" and "fork" in multiprocessing.get_all_start_methods() else None
     if args.only:
         selection = spec.selection_spec()
-        grid = {c.cell_id: c for c in spec.cells() + (selection.cells() if selection else [])}
+        parts = [("evaluation" if spec.staged else "all", spec.cells())]
+        parts += [("selection", selection.cells())] if selection else []
+        grid = {c.cell_id: (name, c) for name, part in parts for c in part}
         unknown = [i for i in args.only if i not in grid]
         if unknown:
             print(f"xrdnb sweep: error: not cells of this sweep: {', '.join(unknown)}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        stages = [("only", [grid[i] for i in dict.fromkeys(args.only)])]
+        only_runs: list[tuple[list, bool]] = []
+        for name, part in parts:  # a batched stage reproduces a cell only with the rest of its batch
+            named = {i for i in args.only if grid[i][0] == name}
+            if not named:
+                continue
+            batch = args.batch_cells if args.batch_cells is not None else sw.default_batching(name, part, device)
+            if batch is None:
+                batch = device.startswith("cuda")
+            copies = 4096 if device.startswith("cuda") else sw.CPU_BATCH_COPIES
+            units = sw.batch_groups(part, max_copies=copies) if batch else [[c] for c in part]
+            only_runs.append(([c for g in units if any(c.cell_id in named for c in g) for c in g], bool(batch)))
+        stages = [("only", [c for cells, _ in only_runs for c in cells])]
     if args.pack:
         from .result_sets import pack_sweep
 
@@ -228,7 +241,6 @@ def _run_sweep(args) -> int:
     if args.estimate:  # a two-stage sweep's evaluation is planned before its rates are chosen
         planned = stages if all(part is not None for _, part in stages) else spec.planned_stages()
         return _print_estimate(planned, results, args)
-    only = stages[0][1] if args.only else None
     options = dict(
         workers=args.workers,
         scheduler=args.scheduler,
@@ -238,11 +250,20 @@ def _run_sweep(args) -> int:
         batch_cells=args.batch_cells,
     )
     try:  # run_sweep checks the structures and the folder (sweep.check_sweep) before any cell
-        rows = sw.run_sweep(only, results, **options) if only else sw.run_stages(spec, results, **options)
+        if args.only:  # each stage's cells with the batching that stage ran with
+            import pandas as pd
+
+            rows = pd.concat(
+                [sw.run_sweep(cells, results, **{**options, "batch_cells": batch}) for cells, batch in only_runs]
+            )
+        else:
+            rows = sw.run_stages(spec, results, **options)
     except (ValueError, OSError) as exc:
         print(f"xrdnb sweep: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    n_cells = len(only) if only else sum(len(part or []) for _, part in spec.stages(results))
+    n_cells = (
+        sum(len(cells) for cells, _ in only_runs) if args.only else sum(len(p or []) for _, p in spec.stages(results))
+    )
     print(f"{n_cells} cells, {len(rows)} rows -> {results / 'cells'}")
     return 0
 

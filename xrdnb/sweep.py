@@ -765,7 +765,9 @@ def run_sweep(
         ``workers`` (on the CPU) or run in this process (CUDA). Rows equal the per-cell
         rows to rounding (a copy's gradient sums run over the batch's union of
         reflections, so their last bits can differ; over thousands of steps such
-        differences may grow); the same cells give the same groups, hence the same rows.
+        differences may grow). The groups are formed from all of ``cells``, finished or not,
+        and a group with any unfinished cell runs whole, so an interrupted and resumed sweep
+        computes the same batches, hence the same rows, as an uninterrupted one.
     batch_copies
         copies per batched group at most (default: 4096 on CUDA, :data:`CPU_BATCH_COPIES`
         on the CPU).
@@ -812,16 +814,23 @@ def run_sweep(
         batch_copies = 4096 if device.startswith("cuda") else CPU_BATCH_COPIES
     try:
         if batch_cells:
+            wanted = {c.cell_id for c in pending}
 
             def group_finished(task, outputs) -> None:
                 for cell, output in zip(task[0], outputs, strict=True):
-                    finished((cell,), output)
+                    if cell.cell_id in wanted:  # not the group's finished cells, nor another sweep's
+                        finished((cell,), output)
 
             def group_failed(task, exc) -> None:
                 for cell in task[0]:
-                    failed((cell,), exc)
+                    if cell.cell_id in wanted:
+                        failed((cell,), exc)
 
-            groups = batch_groups(pending, max_copies=batch_copies)
+            # the groups of all the cells, not of the unfinished ones: a batch's rows depend on its
+            # members, so a resumed sweep must form the same batches as an uninterrupted one
+            groups = [
+                g for g in batch_groups(cell_list, max_copies=batch_copies) if any(c.cell_id in wanted for c in g)
+            ]
             run_tasks(
                 _run_batch_in_worker,
                 [(tuple(group), device) for group in groups],
