@@ -112,12 +112,13 @@ def _expected_steps(cell, statistics: pd.DataFrame) -> tuple[float, float, str]:
 
 
 def step_cost(
-    cell, *, steps: int = 3, batches: tuple[int, int] | None = None, device: str = "cpu"
+    cell, *, steps: int = 3, batches: tuple[int, int] | None = None, device: str = "cpu", blocks: int = 3
 ) -> tuple[float, float]:
     """Seconds per gradient-descent step of ``cell`` as ``(a, b)``: ``a + b · copies``.
 
-    Measured on one thread with ``steps`` timed steps (after one warm-up) at two batch
-    sizes (default: the cell's copies and a quarter of them).
+    Measured on one thread at two batch sizes (default: the cell's copies and a quarter of
+    them): after one warm-up step, ``blocks`` blocks of ``steps`` steps, of which the median
+    block counts (a busy or throttled machine moves single timings by tens of per cent).
     """
     import torch
 
@@ -137,10 +138,13 @@ def step_cost(
             target = simulate_pattern(truth.to(dtype=dtype, device=device), config.simulator_settings())[0]
             state = init_state(start.to(dtype=dtype, device=device), target, config)
             gd_step(state, target, config)  # warm-up
-            begin = time.perf_counter()
-            for _ in range(steps):
-                gd_step(state, target, config)
-            timings.append((time.perf_counter() - begin) / steps)
+            block_times = []
+            for _ in range(max(1, blocks)):
+                begin = time.perf_counter()
+                for _ in range(steps):
+                    gd_step(state, target, config)
+                block_times.append((time.perf_counter() - begin) / steps)
+            timings.append(float(np.median(block_times)))
     (n1, n2), (t1, t2) = batches, timings
     if n1 == n2:
         return 0.0, t1 / n1
