@@ -4,7 +4,7 @@ The simulator's hot loop evaluates a few window functions on ``(peaks, window)``
 (:mod:`xrdnb.peak_shapes`). Written as tensor expressions they take some twenty passes over
 memory in eager PyTorch; compiled into one loop they take one, about twice as fast for the
 whole near field on a CPU. :func:`fused` compiles a function with AOTInductor
-(:func:`torch.export.export`, then ``torch._inductor.aoti_compile_and_package``) into a
+(``torch.export.export``, then ``torch._inductor.aoti_compile_and_package``) into a
 shared library, once per machine, dtype and function source, and keeps it in
 ``$XDG_CACHE_HOME/xrdnb/kernels`` (``~/.cache/xrdnb/kernels``). A process then loads it in
 milliseconds, so short runs and many worker processes pay nothing; the first use on a new

@@ -54,6 +54,8 @@ __all__ = [
     "run_cells_batched",
     "batch_groups",
     "default_batching",
+    "CPU_BATCH_BELOW",
+    "CPU_BATCH_COPIES",
     "check_sweep",
     "is_finished",
     "run_sweep",
