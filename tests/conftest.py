@@ -46,3 +46,25 @@ def mixed_structure():
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
+
+
+def staged_spec(**changes):
+    """A two-stage sweep of seconds (U2Ti, one lattice level, cosine, two candidate rates, one selection copy)."""
+    from xrdnb.sweep import SweepSpec
+
+    values = dict(
+        structures=("U2Ti",),
+        lattice_levels=(0.05,),
+        coordinate_levels=(),
+        losses=("cosine",),
+        constrained_losses=(),
+        lattice_lrs=(1e-3, 1e-2),
+        selection_seed=1,
+        selection_copies=1,
+        evaluate_lrs="selected",
+        n_copies=2,
+        max_steps=10,
+        patience=5,
+        record_every=5,
+    )
+    return SweepSpec(**{**values, **changes})

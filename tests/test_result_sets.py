@@ -8,26 +8,11 @@ from dataclasses import asdict
 import pandas as pd
 import pytest
 import yaml
-from conftest import run_xrdnb
+from conftest import run_xrdnb, staged_spec
 
-from xrdnb import sweep as sw
 from xrdnb.result_sets import LOSS, MANIFEST, ROWS, load_result_set
 
-SPEC = sw.SweepSpec(
-    structures=("U2Ti",),
-    lattice_levels=(0.02, 0.05),
-    coordinate_levels=(),
-    losses=("cosine",),
-    constrained_losses=(),
-    lattice_lrs=(1e-3, 1e-2),
-    selection_seed=1,
-    selection_copies=1,
-    evaluate_lrs="selected",
-    n_copies=2,
-    max_steps=12,
-    patience=5,
-    record_every=4,
-)
+SPEC = staged_spec(lattice_levels=(0.02, 0.05), max_steps=12, record_every=4)
 
 
 def _config(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import run_xrdnb
+from conftest import run_xrdnb, staged_spec
 
 from xrdnb import sweep as sw
 
@@ -269,21 +269,7 @@ def test_a_live_claim_is_respected_and_a_dead_one_taken_over(tmp_path):
 
 
 def test_a_two_stage_sweep_runs_its_selection_first_then_only_the_chosen_rate(tmp_path):
-    spec = sw.SweepSpec(
-        structures=("U2Ti",),
-        lattice_levels=(0.05,),
-        coordinate_levels=(),
-        losses=("cosine",),
-        constrained_losses=(),
-        lattice_lrs=(1e-3, 1e-2),
-        selection_seed=1,
-        selection_copies=1,
-        evaluate_lrs="selected",
-        n_copies=2,
-        max_steps=10,
-        patience=5,
-        record_every=5,
-    )
+    spec = staged_spec()
     rows = sw.run_stages(spec, tmp_path, progress=False)
     selection, evaluation = rows[rows.seed == 1], rows[rows.seed == 0]
     assert sorted(selection.lr) == [1e-3, 1e-2] and len(evaluation) == 2

@@ -223,17 +223,7 @@ def judge_claims(
         margins.append((diff, lo_, hi_))
         texts.append(f"{level:g}: {_fmt(diff)} [{_fmt(lo_)}, {_fmt(hi_)}] ({sides[-1]})")
     worst = min(margins, key=lambda m: m[1] if np.isfinite(m[1]) else -math.inf) if margins else (math.nan,) * 3
-    out.append(
-        dict(
-            claim="(ii)",
-            verdict=_aggregate(sides),
-            statistic=worst[0],
-            lo=worst[1],
-            hi=worst[2],
-            evidence=f"constrained − unconstrained cosine {method}: " + "; ".join(texts),
-            rule=RULES["(ii)"],
-        )
-    )
+    out.append(_claim_row("(ii)", sides, worst, f"constrained − unconstrained cosine {method}: " + "; ".join(texts)))
 
     # (iii) negative coordinate-noise correlations at the three smallest levels
     sides, texts, highs = [], [], []
@@ -255,18 +245,16 @@ def judge_claims(
             highs.append((value, lo_, hi_))
             texts.append(f"{loss} {level:g}: {_fmt(value)} [{_fmt(lo_)}, {_fmt(hi_)}] ({side})")
     worst = max(highs, key=lambda m: m[2] if np.isfinite(m[2]) else math.inf) if highs else (math.nan,) * 3
-    out.append(
-        dict(
-            claim="(iii)",
-            verdict=_aggregate(sides),
-            statistic=worst[0],
-            lo=worst[1],
-            hi=worst[2],
-            evidence=f"coordinate-noise {method}: " + "; ".join(texts),
-            rule=RULES["(iii)"],
-        )
-    )
+    out.append(_claim_row("(iii)", sides, worst, f"coordinate-noise {method}: " + "; ".join(texts)))
     return pd.DataFrame(out)
+
+
+def _claim_row(claim: str, sides: list[str], worst: tuple, evidence: str) -> dict:
+    """A row of :func:`judge_claims` for a claim decided cell by cell (:func:`_aggregate` of ``sides``)."""
+    statistic, lo, hi = worst
+    return dict(
+        claim=claim, verdict=_aggregate(sides), statistic=statistic, lo=lo, hi=hi, evidence=evidence, rule=RULES[claim]
+    )
 
 
 def judge_by_stage(
