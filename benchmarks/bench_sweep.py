@@ -126,7 +126,7 @@ def paper_structure(name: str, device: str, steps: int) -> int:
 
     from xrdnb.estimate import _expected_steps, stopping_statistics
     from xrdnb.optimize import run_batched_gradient_descent
-    from xrdnb.sweep import PROFILES, _start, batch_groups, run_cells_batched
+    from xrdnb.sweep import PROFILES, _start, run_cells_batched, stage_batching
 
     # both stages: the selection cells (one copy at each candidate rate) and the reported cells (16 copies)
     paper = [c for _, part in PROFILES["paper"].planned_stages() for c in part]
@@ -140,7 +140,7 @@ def paper_structure(name: str, device: str, steps: int) -> int:
         f"device {torch.cuda.get_device_name() if device.startswith('cuda') else 'cpu'}; load: {_uptime()}"
     )
     run_cells_batched(cells[:2], device=device)  # warm-up, and one evaluation of end points
-    groups = batch_groups(cells, max_copies=4096 if device.startswith("cuda") else 128)
+    groups = stage_batching(None, cells, device, batch_cells=True).units(cells)
     copy_steps, gd_seconds = 0, 0.0
     for group in groups:
         prepared = [_start(cell, "angstrom", device) for cell in group]

@@ -35,12 +35,12 @@ def main(argv=None) -> int:
     for name, cells in spec.stages(args.results):
         if not cells:
             continue
-        batched = bool(sw.default_batching(name, cells, "cpu"))
-        units = sw.batch_groups(cells, max_copies=sw.CPU_BATCH_COPIES) if batched else [[c] for c in cells]
+        batching = sw.stage_batching(name, cells, "cpu")
+        units = batching.units(cells)
         done = [u for u in units if all(sw.is_finished(args.results, c) for c in u)][: args.tasks]
         for unit in done:
             rows = sw.load_results(args.results, unit)
-            predicted = estimate_sweep(unit, batch_cells=batched, batch_copies=sw.CPU_BATCH_COPIES)
+            predicted = estimate_sweep(unit, batch_cells=batching.batched, batch_copies=batching.max_copies)
             lines.append(
                 dict(
                     stage=name,

@@ -305,6 +305,21 @@ def test_batch_groups_are_balanced_so_no_batch_is_a_small_remainder():
     assert [len(g) for g in sw.batch_groups(sixteen, max_copies=40)] == [2, 1]  # never above the limit
 
 
+def test_stage_batching_is_one_rule_for_every_stage_and_device():
+    one_copy = [sw.Cell("U2Ti", "lattice", 0.05, "cosine", False, lr, 1, n_copies=1) for lr in (1e-3, 1e-2)]
+    sixteen = [sw.Cell("U2Ti", "lattice", 0.05, "cosine", False, 1e-3, 0)]
+    plan = sw.stage_batching
+    assert plan("selection", one_copy, "cpu") == sw.Batching(True, sw.CPU_BATCH_COPIES)
+    assert plan("selection", one_copy + sixteen, "cpu").batched is False  # a 16-copy cell runs on its own
+    assert plan("evaluation", one_copy, "cpu").batched is False
+    assert plan(None, sixteen, "cuda") == sw.Batching(True, sw.CUDA_BATCH_COPIES)
+    assert plan("evaluation", sixteen, "cuda:1", scheduler="tcp://host:8786").batched is False
+    assert plan("selection", one_copy, "cpu", batch_cells=False, batch_copies=8) == sw.Batching(False, 8)
+    assert plan("selection", [], "cpu").batched is False
+    assert plan("selection", one_copy, "cpu").units(one_copy) == [one_copy]
+    assert plan("evaluation", one_copy, "cpu").units(one_copy) == [[c] for c in one_copy]
+
+
 def test_a_resumed_batched_sweep_forms_the_batches_of_an_uninterrupted_one(tmp_path):
     import shutil
 

@@ -223,12 +223,9 @@ def _run_sweep(args) -> int:
             named = {i for i in args.only if grid[i][0] == name}
             if not named:
                 continue
-            batch = args.batch_cells if args.batch_cells is not None else sw.default_batching(name, part, device)
-            if batch is None:
-                batch = device.startswith("cuda")
-            copies = 4096 if device.startswith("cuda") else sw.CPU_BATCH_COPIES
-            units = sw.batch_groups(part, max_copies=copies) if batch else [[c] for c in part]
-            only_runs.append(([c for g in units if any(c.cell_id in named for c in g) for c in g], bool(batch)))
+            batching = sw.stage_batching(name, part, device, batch_cells=args.batch_cells)
+            units = batching.units(part)
+            only_runs.append(([c for g in units if any(c.cell_id in named for c in g) for c in g], batching.batched))
         stages = [("only", [c for cells, _ in only_runs for c in cells])]
     if args.pack:
         from .result_sets import pack_sweep
@@ -344,16 +341,15 @@ def _print_estimate(stages, results, args) -> int:
     for name, part in pending.items():
         if not part:
             continue
-        batch = args.batch_cells
-        if batch is None:
-            batch = sw.default_batching(name, part, args.device)
-        if batch is None:
-            batch = args.device.startswith("cuda")
-        copies = 4096 if args.device.startswith("cuda") else sw.CPU_BATCH_COPIES
-        table = estimate_sweep(part, progress=not args.quiet, batch_cells=bool(batch), batch_copies=copies)
+        batching = sw.stage_batching(name, part, args.device, batch_cells=args.batch_cells)
+        table = estimate_sweep(
+            part, progress=not args.quiet, batch_cells=batching.batched, batch_copies=batching.max_copies
+        )
         tables.append(table.assign(stage=name))
-        if batch:
-            print(f"{name} cells advance in batches of at most {copies} copies per structure and noise type")
+        if batching.batched:
+            print(
+                f"{name} cells advance in batches of at most {batching.max_copies} copies per structure and noise type"
+            )
     print(format_estimate(summarize_estimate(pd.concat(tables, ignore_index=True), workers), workers))
     print("steps from: 'measured' = the shipped stopping statistics of this rule (xrdnb.estimate.stopping_statistics);")
     print("'budget' = no statistics for this rule, every copy assumed to run to max_steps (an upper bound).")

@@ -53,7 +53,9 @@ __all__ = [
     "run_cell",
     "run_cells_batched",
     "batch_groups",
-    "default_batching",
+    "stage_batching",
+    "Batching",
+    "CUDA_BATCH_COPIES",
     "CPU_BATCH_BELOW",
     "CPU_BATCH_COPIES",
     "check_sweep",
@@ -429,7 +431,7 @@ stopping rule (1e-4 over 1000 steps, i.e. 1e-7 per step) to 3e-6 over 30 steps.
 ``paper`` runs in two stages (:meth:`SweepSpec.stages`): first the selection cells, every
 candidate learning rate on one copy of its ``selection_seed`` per structure and level (50
 copies per rate and run, pooled over the ten structures and five levels, since the choice is
-made per noise type and run; batched on the CPU, :func:`default_batching`), never reported;
+made per noise type and run; batched on the CPU, :func:`stage_batching`), never reported;
 then the 450 cells the tables report, 16 copies each, at the rate the selection chose per
 noise type and run (:func:`xrdnb.selection.choose_learning_rates`). Evaluating every
 candidate rate on the reported seed would cost 3.6× as much and only one of them is reported."""
@@ -574,7 +576,11 @@ def _cell_rows(
     return rows, trajectories
 
 
-def batch_groups(cells: Sequence[Cell], max_copies: int = 4096) -> list[list[Cell]]:
+CUDA_BATCH_COPIES = 4096
+"""Copies per batch on a CUDA device, where one program for many copies is what makes it fast."""
+
+
+def batch_groups(cells: Sequence[Cell], max_copies: int = CUDA_BATCH_COPIES) -> list[list[Cell]]:
     """Cells that can advance as one batch: same structure, noise type and dtype, at most ``max_copies`` copies.
 
     The cells of one (structure, noise type, dtype) are split into as few groups as
@@ -601,7 +607,7 @@ def batch_groups(cells: Sequence[Cell], max_copies: int = 4096) -> list[list[Cel
 
 
 CPU_BATCH_BELOW = 16
-"""On the CPU, cells with fewer copies than this advance in batches by default (:func:`default_batching`)."""
+"""On the CPU, a selection stage whose cells have fewer copies than this runs in batches (:func:`stage_batching`)."""
 
 CPU_BATCH_COPIES = 128
 """Copies per batch on the CPU. A step's cost per running copy is nearly flat from 16 to 128
@@ -611,16 +617,43 @@ step of that tail (a copy may take 17,000 steps where the median takes 2,000): t
 batches, the fewer the tails."""
 
 
-def default_batching(stage: str, cells: Sequence[Cell], device: str = "cpu") -> bool | None:
-    """Whether :func:`run_stages` batches a stage's cells unless told otherwise (None: :func:`run_sweep`'s default).
+@dataclass(frozen=True)
+class Batching:
+    """How a stage's cells run: as batches of at most ``max_copies`` copies, or one cell per task."""
 
-    A ``"selection"`` stage on the CPU is batched when its cells have fewer than
-    :data:`CPU_BATCH_BELOW` copies: a step of one or two copies costs about as much as one of
-    sixteen. Every other stage keeps :func:`run_sweep`'s default (batched on CUDA only).
+    batched: bool
+    max_copies: int
+
+    def units(self, cells: Sequence[Cell]) -> list[list[Cell]]:
+        """The tasks the cells run as: :func:`batch_groups` of all ``cells`` when batched, else one cell each."""
+        return batch_groups(cells, max_copies=self.max_copies) if self.batched else [[c] for c in cells]
+
+
+def stage_batching(
+    stage: str | None,
+    cells: Sequence[Cell],
+    device: str = "cpu",
+    *,
+    batch_cells: bool | None = None,
+    batch_copies: int | None = None,
+    scheduler: str | None = None,
+) -> Batching:
+    """Whether and how a stage's cells are batched: one rule for the sweep, ``--only``, the estimate and its check.
+
+    ``batch_cells`` and ``batch_copies``, when given, decide. Otherwise a CUDA device batches
+    every stage (in this process, so not with a Dask ``scheduler``), at most
+    :data:`CUDA_BATCH_COPIES` copies per batch. The CPU batches a ``"selection"`` stage whose
+    cells all have fewer than :data:`CPU_BATCH_BELOW` copies (a step of one or two copies
+    costs about as much as one of sixteen), at most :data:`CPU_BATCH_COPIES` per batch, and
+    runs every other stage (``stage`` ``"evaluation"``, ``"all"`` or None) one cell per task.
     """
-    if stage == "selection" and not device.startswith("cuda") and cells:
-        return all(c.n_copies < CPU_BATCH_BELOW for c in cells) or None
-    return None
+    cuda = device.startswith("cuda")
+    if batch_cells is None:
+        small = bool(cells) and all(c.n_copies < CPU_BATCH_BELOW for c in cells)
+        batch_cells = (cuda and not scheduler) or (stage == "selection" and not cuda and small)
+    if batch_copies is None:
+        batch_copies = CUDA_BATCH_COPIES if cuda else CPU_BATCH_COPIES
+    return Batching(bool(batch_cells), int(batch_copies))
 
 
 def run_cells_batched(cells: Sequence[Cell], *, units: str | None = None, device: str = "cpu", progress: bool = False):
@@ -763,7 +796,7 @@ def run_sweep(
         gradient descent (:func:`run_cells_batched`, groups of :func:`batch_groups`), in
         this process; the default is to do so on CUDA devices, where it is what makes a
         GPU fast, and not on the CPU (but :func:`run_stages` batches a selection stage's
-        small cells there, :func:`default_batching`). The groups are the tasks of
+        small cells there, :func:`stage_batching`). The groups are the tasks of
         ``workers`` (on the CPU) or run in this process (CUDA). Rows equal the per-cell
         rows to rounding (a copy's gradient sums run over the batch's union of
         reflections, so their last bits can differ; over thousands of steps such
@@ -771,8 +804,8 @@ def run_sweep(
         and a group with any unfinished cell runs whole, so an interrupted and resumed sweep
         computes the same batches, hence the same rows, as an uninterrupted one.
     batch_copies
-        copies per batched group at most (default: 4096 on CUDA, :data:`CPU_BATCH_COPIES`
-        on the CPU).
+        copies per batched group at most (default: :data:`CUDA_BATCH_COPIES` on CUDA,
+        :data:`CPU_BATCH_COPIES` on the CPU).
     """
     from tqdm.auto import tqdm
 
@@ -799,9 +832,10 @@ def run_sweep(
 
     # one writer per cell: cells another live sweep has claimed are left to it
     held: list[Cell] = []
-    if batch_cells is None:
-        batch_cells = device.startswith("cuda") and not scheduler
-    lazy = not (batch_cells or scheduler or n_workers)  # in this process: claim each cell as it starts
+    batching = stage_batching(
+        None, cell_list, device, batch_cells=batch_cells, batch_copies=batch_copies, scheduler=scheduler
+    )
+    lazy = not (batching.batched or scheduler or n_workers)  # in this process: claim each cell as it starts
     if not lazy:
         held = [c for c in pending if _claim(results, c)]
         elsewhere = len(pending) - len(held)
@@ -812,10 +846,8 @@ def run_sweep(
                 file=sys.stderr,
             )
 
-    if batch_copies is None:
-        batch_copies = 4096 if device.startswith("cuda") else CPU_BATCH_COPIES
     try:
-        if batch_cells:
+        if batching.batched:
             wanted = {c.cell_id for c in pending}
 
             def group_finished(task, outputs) -> None:
@@ -830,9 +862,7 @@ def run_sweep(
 
             # the groups of all the cells, not of the unfinished ones: a batch's rows depend on its
             # members, so a resumed sweep must form the same batches as an uninterrupted one
-            groups = [
-                g for g in batch_groups(cell_list, max_copies=batch_copies) if any(c.cell_id in wanted for c in g)
-            ]
+            groups = [g for g in batching.units(cell_list) if any(c.cell_id in wanted for c in g)]
             run_tasks(
                 _run_batch_in_worker,
                 [(tuple(group), device) for group in groups],
@@ -886,7 +916,7 @@ def run_stages(spec: SweepSpec, results: str | os.PathLike, **options) -> pd.Dat
     A two-stage spec runs its selection cells, chooses the learning rates on them
     (:meth:`SweepSpec.chosen_learning_rates`) and then runs the evaluated cells at those
     rates; each stage resumes like :func:`run_sweep`, whose ``options`` apply to both
-    (with ``batch_cells`` unset, a stage is batched as :func:`default_batching` says).
+    (with ``batch_cells`` unset, a stage is batched as :func:`stage_batching` says).
     """
     frames = []
     for name, cells in spec.stages(results):
@@ -895,9 +925,15 @@ def run_stages(spec: SweepSpec, results: str | os.PathLike, **options) -> pd.Dat
             if chosen is None:
                 raise RuntimeError(f"the learning-rate selection of this sweep is unfinished in {results}")
             cells = spec.cells(chosen)
-        stage_options = dict(options)
-        if stage_options.get("batch_cells") is None:
-            stage_options["batch_cells"] = default_batching(name, cells, resolve_device(options.get("device", "cpu")))
+        batching = stage_batching(
+            name,
+            cells,
+            resolve_device(options.get("device", "cpu")),
+            batch_cells=options.get("batch_cells"),
+            batch_copies=options.get("batch_copies"),
+            scheduler=options.get("scheduler"),
+        )
+        stage_options = {**options, "batch_cells": batching.batched, "batch_copies": batching.max_copies}
         frames.append(run_sweep(cells, results, **stage_options))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
