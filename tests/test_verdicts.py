@@ -123,3 +123,78 @@ def test_the_verdict_table_colours_each_verdict_and_only_paper_protocol_runs_can
     html = styled_verdicts(table, "caption").to_html()
     assert VERDICT_COLOURS["agrees"] in html
     assert at_paper_protocol(PROFILES["paper"]) and not at_paper_protocol(PROFILES["book"])
+
+
+# ----------------------------------------------------------------------------- headline claims
+
+
+def _outcomes(rng, p_free, p_fixed, sim=0.95, levels=(0.01, 0.05, 0.1, 0.15, 0.2), n_structures=10, copies=8):
+    """Lattice-noise GD rows: unconstrained and constrained cosine runs of the same copies."""
+    parts = []
+    for level in levels:
+        for constrained, p in ((False, p_free), (True, p_fixed)):
+            n = n_structures * copies
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "structure": np.repeat([f"S{i}" for i in range(n_structures)], copies),
+                        "copy": np.tile(np.arange(copies), n_structures),
+                        "seed": 0,
+                        "noise_type": "lattice",
+                        "noise_level": level,
+                        "loss": "cosine",
+                        "constrained": constrained,
+                        "match": rng.random(n) < p,
+                        "similarity_cosine": sim,
+                    }
+                )
+            )
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_bootstrap_means_resample_structures_and_pair_treatments():
+    from xrdnb.statistics import bootstrap_means
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(10), 20)
+    clustered = np.repeat(rng.random(10) < 0.5, 20).astype(float)  # copies of a structure agree
+    spread = np.percentile(bootstrap_means(clustered, groups, n_bootstrap=500), [2.5, 97.5])
+    iid = np.percentile(bootstrap_means(clustered, None, n_bootstrap=500), [2.5, 97.5])
+    assert np.diff(spread)[0] > 2 * np.diff(iid)[0]  # the hierarchical interval knows there are 10 units, not 200
+    assert np.allclose(bootstrap_means(clustered, groups, n_bootstrap=50, paired=clustered), 0.0)
+    assert np.isnan(bootstrap_means([np.nan], n_bootstrap=5)).all()
+    with pytest.raises(ValueError, match="same length"):
+        bootstrap_means([1.0, 2.0], [0], n_bootstrap=5)
+
+
+def test_headline_claims_agree_disagree_and_say_when_they_cannot():
+    from xrdnb.verdicts import HEADLINE_CLAIMS, HEADLINE_RULES, at_a_glance, judge_headline_claims
+
+    rng = np.random.default_rng(1)
+    trapped = judge_headline_claims(_outcomes(rng, 0.2, 0.7), n_bootstrap=300).set_index("claim")
+    assert trapped.loc["1", "verdict"] == "agrees"  # 80 % wrong at cosine 0.95
+    assert trapped.loc["2", "verdict"] == "agrees"
+    assert trapped.loc["3", "verdict"] == "agrees"  # 30 % of the constrained copies still fail
+    assert trapped.loc["4", "verdict"] == "not computed"
+    easy = judge_headline_claims(_outcomes(rng, 1.0, 0.3, sim=0.5), n_bootstrap=300).set_index("claim")
+    assert easy.loc["1", "verdict"] == "disagrees"  # nothing ends wrong above cosine 0.9
+    assert easy.loc["2", "verdict"] == "disagrees"  # the constraint lowers the match rate
+    solved = judge_headline_claims(_outcomes(rng, 0.3, 1.0), n_bootstrap=300).set_index("claim")
+    assert solved.loc["3", "verdict"] == "disagrees"  # every constrained copy matches
+    nothing = judge_headline_claims(None)
+    assert set(nothing["verdict"]) == {"not computed"} and set(nothing["rule"]) == set(HEADLINE_RULES.values())
+    assert list(at_a_glance(nothing, run="r")["run"]) == ["r"] * len(HEADLINE_CLAIMS)
+
+
+def test_claim_four_pairs_chgnet_with_gradient_descent_by_copy():
+    from xrdnb.verdicts import judge_headline_claims
+
+    rng = np.random.default_rng(2)
+    gd = _outcomes(rng, 0.2, 0.5)
+    relax = gd[~gd["constrained"]].assign(match=True)  # CHGNet recovers every copy GD started from
+    judged = judge_headline_claims(gd, relax, n_bootstrap=300).set_index("claim")
+    assert judged.loc["4", "verdict"] == "agrees" and judged.loc["4", "statistic"] == pytest.approx(0.8, abs=0.1)
+    worse = judge_headline_claims(gd, relax.assign(match=False), n_bootstrap=300).set_index("claim")
+    assert worse.loc["4", "verdict"] == "disagrees"
+    unpaired = judge_headline_claims(gd, relax.assign(copy=relax["copy"] + 100), n_bootstrap=50).set_index("claim")
+    assert unpaired.loc["4", "verdict"] == "not computed"  # other copies are no test
