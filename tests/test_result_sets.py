@@ -102,3 +102,62 @@ def test_packing_twice_gives_the_same_rows_file(packed):
     out = run_xrdnb("sweep", "--config", str(config), "--results", str(folder / "run"), "--pack")
     assert out.returncode == 0
     assert json.loads((folder / "run" / MANIFEST).read_text())["files"][ROWS] == before
+
+
+def test_the_report_tables_of_a_result_set(packed):
+    folder, _ = packed
+    result = load_result_set(folder / "run")
+    cover = result.coverage_table()
+    assert list(cover.index) == ["selection", "evaluation"]
+    assert cover.loc["selection", "cells"] == "4 of 4" and cover.loc["evaluation", "finished (%)"] == 100.0
+    assert (cover["max steps per copy"] == 12).all()
+    stops = result.stopping_table()
+    assert int(stops["copies"].sum()) == len(result.rows)
+    shares = stops[["SI rule (%)", "step budget (%)", "invalid cell (%)"]].sum(axis=1)
+    assert shares.round(6).eq(100.0).all()  # every copy stopped for exactly one of the three reasons
+    compute = result.compute_table()
+    assert compute["copies"].sum() == len(result.rows) and (compute["CPU hours"] > 0).all()
+    assert compute["copy-steps"].sum() == result.rows["steps"].sum()
+    rates = result.learning_rate_table("lattice")
+    chosen = {f"{r['lr']:g}" for r in result.manifest["learning_rates"]}
+    assert set(rates["chosen"]) <= chosen and rates["chosen"].ne("").all()
+    assert (
+        ((rates.drop(columns=["copies", "chosen"]) >= 0) & (rates.drop(columns=["copies", "chosen"]) <= 100))
+        .all()
+        .all()
+    )
+    assert result.learning_rate_table("coordinates").empty  # this grid has no coordinate noise
+    analysed = result.selection()
+    assert analysed is not None and set(analysed.rows["lr"]) <= {r["lr"] for r in result.manifest["learning_rates"]}
+
+
+def test_chgnet_relaxations_of_the_same_copies_are_packed_and_counted(packed, tmp_path):
+    import shutil
+
+    from xrdnb import relax_sweep
+    from xrdnb.result_sets import RELAX, pack_sweep
+
+    folder, _ = packed
+    work = tmp_path / "run"
+    shutil.copytree(folder / "run", work)
+    spec = relax_sweep.RelaxSpec(
+        structures=("U2Ti",), lattice_levels=(0.02, 0.05), coordinate_levels=(), constrained_levels=(), n_copies=2
+    )
+    first = spec.cells()[0]  # one of the two cells finished, as if the relaxations were half done
+    rows = pd.DataFrame(
+        {
+            "cell_id": first.cell_id,
+            "copy": [0, 1],
+            "match": [True, False],
+            "noise_type": "lattice",
+            "constrained": False,
+        }
+    )
+    relax_sweep._write(work, first, (rows, {"0": {}, "1": {}}))
+    manifest = pack_sweep(SPEC, work, command="xrdnb sweep --profile smoke", profile="smoke", relax_spec=spec)
+    assert manifest["coverage"]["relax"] == {"cells_done": 1, "cells_total": 2, "copies_done": 2, "copies_total": 4}
+    assert RELAX in manifest["files"] and manifest["relax_command"] == f"xrdnb relax --profile smoke {work}"
+    loaded = load_result_set(work)
+    assert loaded.relax_rows["match"].tolist() == [True, False]
+    assert loaded.coverage_table().loc["relax", "cells"] == "1 of 2"
+    assert load_result_set(folder / "run").relax_rows.empty  # a set packed without relaxations has none

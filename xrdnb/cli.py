@@ -231,7 +231,12 @@ def _run_sweep(args) -> int:
         from .result_sets import pack_sweep
 
         command = f"xrdnb sweep --profile {args.profile}" + (f" --config {args.config}" if args.config else "")
-        manifest = pack_sweep(spec, results, command=f"{command} --results {results}", profile=args.profile)
+        from .relax_sweep import PROFILES as RELAX_PROFILES
+
+        relax = RELAX_PROFILES.get(args.profile) if not args.config else None  # CHGNet from the same copies
+        manifest = pack_sweep(
+            spec, results, command=f"{command} --results {results}", profile=args.profile, relax_spec=relax
+        )
         cover = manifest["coverage"]["all"]
         print(f"packed {cover['cells_done']} of {cover['cells_total'] or '?'} cells -> {results}")
         return 0

@@ -40,11 +40,19 @@ import pandas as pd
 
 from .sweep import SweepSpec, is_finished, load_results, load_trajectories
 
-__all__ = ["ResultSet", "pack_sweep", "load_result_set", "coverage", "MANIFEST", "ROWS", "LOSS"]
+__all__ = ["ResultSet", "pack_sweep", "load_result_set", "coverage", "MANIFEST", "ROWS", "LOSS", "RELAX", "STOP_LABELS"]
 
 MANIFEST = "manifest.json"
 ROWS = "sweep_rows.csv.gz"
 LOSS = "sweep_loss.npz"
+RELAX = "relax_rows.csv.gz"
+
+STOP_LABELS = {
+    "converged": "SI rule (%)",
+    "max_steps": "step budget (%)",
+    "invalid_lattice": "invalid cell (%)",
+}
+"""Why copies stopped (:data:`xrdnb.optimize.STOP_REASONS`) as the result-set tables label them."""
 
 
 def coverage(spec: SweepSpec, results: str | os.PathLike) -> dict[str, dict[str, Any]]:
@@ -134,6 +142,7 @@ def pack_sweep(
     command: str,
     profile: str | None = None,
     runs: list[dict[str, Any]] | None = None,
+    relax_spec=None,
 ) -> dict[str, Any]:
     """Pack the finished cells of ``results`` (a folder of ``spec``) into it; returns the manifest.
 
@@ -150,6 +159,10 @@ def pack_sweep(
         the parts the run was computed in, each a mapping with at least ``started`` and
         ``commit`` (and ``stopped``, ``wall_seconds``, ``note``): read from ``runs.json``
         beside the cells when omitted.
+    relax_spec
+        the CHGNet relaxations of the same copies (a :class:`xrdnb.relax_sweep.RelaxSpec`,
+        computed into ``<results>/relax``); their finished cells are packed into
+        :data:`RELAX` and counted in the coverage as stage ``"relax"``.
     """
     from . import __version__
     from .run_record import _git_commit
@@ -173,6 +186,26 @@ def pack_sweep(
     with gzip.GzipFile(rows_path, "wb", mtime=0) as handle:  # mtime 0: the same rows give the same bytes
         handle.write(buffer.getvalue())
     np.savez_compressed(loss_path, **trajectories)  # type: ignore[arg-type]
+    packed = [rows_path, loss_path]
+    relax_cover = None
+    if relax_spec is not None:
+        from . import relax_sweep
+
+        cells = relax_spec.cells()
+        relax_rows = relax_sweep.load_relax_results(results, cells)
+        done = sum(relax_sweep.is_finished(results, c) for c in cells)
+        relax_cover = {
+            "cells_done": done,
+            "cells_total": len(cells),
+            "copies_done": len(relax_rows),
+            "copies_total": int(sum(c.n_copies for c in cells)),
+        }
+        if len(relax_rows):
+            buffer = io.BytesIO()
+            relax_rows.to_csv(buffer, index=False)
+            with gzip.GzipFile(results / RELAX, "wb", mtime=0) as handle:
+                handle.write(buffer.getvalue())
+            packed.append(results / RELAX)
     if runs is None:
         log = results / "runs.json"
         runs = json.loads(log.read_text()) if log.exists() else []
@@ -191,14 +224,16 @@ def pack_sweep(
         "packed_at_commit": _git_commit(Path(__file__).resolve().parent),
         "runs": runs,
         "hardware": _hardware(),
-        "coverage": coverage(spec, results),
+        "relax_command": None if relax_spec is None else f"xrdnb relax --profile {profile} {results}",
+        "relax_values": None
+        if relax_spec is None
+        else {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(relax_spec).items()},
+        "coverage": {**coverage(spec, results), **({"relax": relax_cover} if relax_cover else {})},
         "compute": _compute(rows),
         "learning_rate_rule": _rule_text(),
         "learning_rates": selection,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "files": {
-            path.name: {"bytes": path.stat().st_size, "sha256": _sha256(path)} for path in (rows_path, loss_path)
-        },
+        "files": {path.name: {"bytes": path.stat().st_size, "sha256": _sha256(path)} for path in packed},
     }
     (results / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -212,11 +247,15 @@ def _rule_text() -> str:
 
 @dataclass
 class ResultSet:
-    """A loaded result set: ``rows`` (one per copy, with ``stage``), the ``manifest`` and the trajectories."""
+    """A loaded result set: ``rows`` (one per copy, with ``stage``), the ``manifest`` and the trajectories.
+
+    ``relax_rows`` are the CHGNet relaxations of the same copies (empty when none were packed).
+    """
 
     path: Path
     manifest: dict[str, Any]
     rows: pd.DataFrame
+    relax_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
     _loss: Any = field(default=None, repr=False)
 
     def evaluated(self) -> pd.DataFrame:
@@ -232,6 +271,104 @@ class ResultSet:
         if self._loss is None:
             self._loss = np.load(self.path / LOSS)
         return self._loss[f"{cell_id}.steps"], self._loss[f"{cell_id}.loss"]
+
+    def coverage_table(self) -> pd.DataFrame:
+        """Per stage: cells and copies finished of those planned, and the step budget of each copy."""
+        m = self.manifest
+        lines = []
+        for stage, c in m["coverage"].items():
+            if stage == "all":
+                continue
+            values = (m.get("relax_values") or {}) if stage == "relax" else m["profile_values"]
+            budget = values.get("max_steps")
+            total = c.get("cells_total")
+            lines.append(
+                {
+                    "stage": stage,
+                    "cells": f"{c['cells_done']:,} of {total:,}" if total is not None else f"{c['cells_done']:,} of ?",
+                    "copies": f"{c.get('copies_done', 0):,} of {c['copies_total']:,}"
+                    if c.get("copies_total") is not None
+                    else c.get("note", "?"),
+                    "max steps per copy": budget,
+                    "finished (%)": 100.0 * c["cells_done"] / total if total else 0.0,
+                }
+            )
+        return pd.DataFrame(lines).set_index("stage")
+
+    def stopping_table(self) -> pd.DataFrame:
+        """Per stage and noise type: copies, the share stopped by the SI rule, by the budget and invalid, steps."""
+        if self.rows.empty:
+            return pd.DataFrame()
+        rows = self.rows
+        out = rows.groupby(["stage", "noise_type"], sort=False).agg(
+            copies=("steps", "size"), median_steps=("steps", "median"), max_steps=("steps", "max")
+        )
+        for reason, label in STOP_LABELS.items():
+            share = rows["stop_reason"].eq(reason).groupby([rows["stage"], rows["noise_type"]], sort=False).mean()
+            out[label] = 100.0 * share
+        return out.rename(columns={"median_steps": "median steps", "max_steps": "most steps"})
+
+    def compute_table(self) -> pd.DataFrame:
+        """Per stage and noise type: cells, copies, copy-steps and CPU hours (the cells' summed wall time)."""
+        table = pd.DataFrame(self.manifest.get("compute", []))
+        if table.empty:
+            return table
+        table["CPU hours"] = table.pop("cell_seconds") / 3600.0
+        return table.set_index(["stage", "noise_type"]).rename(columns={"copy_steps": "copy-steps"})
+
+    def runs_table(self) -> pd.DataFrame:
+        """The parts the run was computed in: start, end, commit, command, machine and notes (``runs.json``)."""
+        lines = [
+            {
+                "part": i,
+                "started": r.get("started", "")[:19].replace("T", " "),
+                "stopped": (r.get("stopped") or "")[:19].replace("T", " "),
+                "commit": r.get("commit"),
+                "machine": r.get("machine", ""),
+                "note": r.get("note", ""),
+            }
+            for i, r in enumerate(self.manifest.get("runs", []), 1)
+        ]
+        return pd.DataFrame(lines).set_index("part") if lines else pd.DataFrame()
+
+    def learning_rate_table(self, noise_type: str) -> pd.DataFrame:
+        """The learning-rate selection of one noise type: match rate (%) of its selection copies.
+
+        One row per run, one column per candidate rate, then ``copies`` (selection copies per
+        rate, the fewest of any rate) and ``chosen`` (the manifest's choice; empty while the
+        selection is unfinished).
+        """
+        from .selection import with_run_labels
+
+        sel = self.selection_rows()
+        sel = with_run_labels(sel[sel["noise_type"] == noise_type]) if not sel.empty else sel
+        if sel.empty:
+            return pd.DataFrame()
+        table = sel.pivot_table(index="run", columns="lr", values="match", aggfunc="mean") * 100.0
+        table.columns = [f"{lr:g}" for lr in table.columns]
+        table["copies"] = sel.groupby(["run", "lr"]).size().groupby(level=0).min()
+        chosen = {
+            (c["loss"], bool(c["constrained"])): c["lr"]
+            for c in (self.manifest.get("learning_rates") or [])
+            if c["noise_type"] == noise_type
+        }
+        runs = sel.drop_duplicates("run").set_index("run")
+        keys = [(runs.loc[run, "loss"], bool(runs.loc[run, "constrained"])) for run in table.index]
+        table["chosen"] = [f"{chosen[k]:g}" if k in chosen else "" for k in keys]
+        return table
+
+    def selection(self):
+        """The evaluated rows at the chosen rates (:func:`xrdnb.selection.select` with the selection rows).
+
+        None while no evaluated cell is finished.
+        """
+        from .selection import select
+
+        evaluated = self.evaluated()
+        if evaluated.empty:
+            return None
+        selection = self.selection_rows()
+        return select(evaluated, selection_rows=selection if not selection.empty else None)
 
     def describe(self) -> str:
         """One line: which run made these numbers (command, commit, hardware, date, coverage)."""
@@ -259,4 +396,5 @@ def load_result_set(path: str | os.PathLike) -> ResultSet:
         if file.stat().st_size != expected["bytes"] or _sha256(file) != expected["sha256"]:
             raise ValueError(f"{file}: does not match the manifest (size or SHA-256); re-pack or fetch it again")
     rows = pd.read_csv(path / ROWS) if (path / ROWS).stat().st_size > 20 else pd.DataFrame()
-    return ResultSet(path, manifest, rows)
+    relax = pd.read_csv(path / RELAX) if RELAX in manifest["files"] else pd.DataFrame()
+    return ResultSet(path, manifest, rows, relax)
