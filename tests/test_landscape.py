@@ -56,14 +56,16 @@ def test_sum_of_wells_gives_known_count():
 def test_one_dimensional_cosine_count():
     x = torch.linspace(0, 6 * math.pi, 601, dtype=torch.float64)  # minima of -cos at 0 (edge), 2π, 4π, 6π (edge)
     mask = ls.strict_local_minima(-torch.cos(x))
-    assert int(mask.sum()) == 4
+    assert torch.nonzero(mask).flatten().tolist() == [200, 400]  # the interior ones only
+    assert int(ls.strict_local_minima(-torch.cos(x), edge=True).sum()) == 4
     assert ls.roughness(-torch.cos(x), 300).basin_fraction == pytest.approx(1 / 3, abs=0.01)
 
 
 def test_nan_and_plateau_handling():
     loss = torch.tensor([2.0, float("nan"), 1.0, 1.0, 3.0, 0.5])
-    mask = ls.strict_local_minima(loss)
+    mask = ls.strict_local_minima(loss, edge=True)
     assert mask.tolist() == [True, False, False, False, False, True]  # the plateau is not strict
+    assert not ls.strict_local_minima(loss).any()  # both are edge points
     dest = ls.descent_destinations(loss)
     assert dest.tolist() == [0, 2, 2, 3, 5, 5]  # NaN moves to a finite neighbour; a plateau stops descent
     assert ls.basin_fraction(loss, 5) == pytest.approx(2 / 5)  # of the 5 finite points, 4 and 5 end at 5
@@ -73,7 +75,34 @@ def test_descent_follows_the_steepest_neighbour():
     loss = torch.tensor([[5.0, 4.0, 3.0], [4.0, 9.0, 2.0], [3.0, 2.0, 0.0]])
     dest = ls.descent_destinations(loss)
     assert (dest == 8).all()
-    assert ls.strict_local_minima(loss).sum() == 1
+    assert ls.strict_local_minima(loss, edge=True).sum() == 1
+    assert ls.strict_local_minima(loss).sum() == 0  # the corner is a destination of descent, not a counted minimum
+
+
+def test_a_slope_out_of_the_window_has_no_interior_minimum():
+    X, Y = _grid(n=31)
+    for loss in (X + 0.5 * Y, (X + 4) ** 2 + (Y + 5) ** 2):  # a plane; a bowl centred outside the grid
+        assert not ls.strict_local_minima(loss).any()
+        edge = ls.strict_local_minima(loss, edge=True)
+        assert torch.nonzero(edge).tolist() == [[0, 0]]  # the corner the slope runs into
+        assert ls.roughness(loss, (15, 15)).n_minima == 0
+    x = torch.linspace(0, 1, 11, dtype=torch.float64)
+    assert not ls.strict_local_minima(x).any() and ls.strict_local_minima(x, edge=True).tolist()[0]
+
+
+def test_wells_on_the_edge_are_not_counted():
+    X, Y = _grid()
+    inside = [(-1.5, -1.5), (1.5, -1.5), (-1.5, 1.5), (1.5, 1.5), (0.0, 0.0)]
+    edge = [(3.0, 0.0), (-3.0, -3.0)]  # a well centred on a side and one in a corner
+    loss = -sum(torch.exp(-((X - a) ** 2 + (Y - b) ** 2) / (2 * 0.3**2)) for a, b in inside + edge)
+    assert int(ls.strict_local_minima(loss).sum()) == 5
+    assert int(ls.strict_local_minima(loss, edge=True).sum()) == 7
+    # an egg box: -cos x cos y on ±2.5π has its minima where cos x = cos y = ±1, 3² + 2² of them, all inside
+    x = torch.linspace(-2.5 * math.pi, 2.5 * math.pi, 101, dtype=torch.float64)
+    mask = ls.strict_local_minima(-torch.cos(x[:, None]) * torch.cos(x[None, :]))
+    found = {(round(float(x[i] / math.pi)), round(float(x[j] / math.pi))) for i, j in mask.nonzero().tolist()}
+    assert int(mask.sum()) == 13
+    assert found == {(a, b) for a in (-2, 0, 2) for b in (-2, 0, 2)} | {(a, b) for a in (-1, 1) for b in (-1, 1)}
 
 
 # --------------------------------------------------------------------------- grids
@@ -197,3 +226,105 @@ def test_doctests():
 
     result = doctest.testmod(ls, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+# --------------------------------------------------------------------------- resolution and convergence
+
+
+def test_nested_step_and_its_errors():
+    assert ls.nested_step(33, 9) == 4 and ls.nested_step(33, 33) == 1 and ls.nested_step(101, 21) == 5
+    for fine, n in ((33, 8), (32, 9), (33, 1), (1, 1), (33, 13), (17, 33), (33, True)):
+        with pytest.raises(ValueError):
+            ls.nested_step(fine, n)
+    with pytest.raises(ValueError, match="not nested"):
+        ls.nested_step(33, 13)
+    with pytest.raises(ValueError, match="odd sizes"):
+        ls.subgrid(torch.zeros(33, 33), 16)
+    with pytest.raises(ValueError, match="1-D or 2-D"):
+        ls.subgrid(torch.zeros(5, 5, 5), 3)
+
+
+def test_subgrid_is_the_coarse_grid_of_the_same_slice():
+    centre = torch.tensor([4.7887, 4.7887, 2.8022, 90.0, 90.0, 120.0], dtype=torch.float64)
+    fine = [ls.parameter_axis(centre, p, 33) for p in ("a", "gamma")]
+    for n in (3, 5, 9, 17, 33):
+        coarse = [ls.parameter_axis(centre, p, n) for p in ("a", "gamma")]
+        for f, c in zip(fine, coarse, strict=True):
+            assert torch.allclose(ls.subgrid(f, n), c, rtol=0, atol=1e-12)
+        lattices = ls.slice_lattices(centre, ("a", "gamma"), fine)
+        values = lattices[..., 0] * torch.cos(torch.deg2rad(lattices[..., 5]))
+        direct = ls.slice_lattices(centre, ("a", "gamma"), coarse)
+        assert torch.allclose(
+            ls.subgrid(values, n), direct[..., 0] * torch.cos(torch.deg2rad(direct[..., 5])), rtol=0, atol=1e-12
+        )
+        assert ls.subgrid(values, n)[(n - 1) // 2, (n - 1) // 2] == values[16, 16]  # the centre is shared
+    assert ls.axis_step(fine[0], centre, "a") == pytest.approx(40 / 32)
+    assert ls.axis_step(fine[1], centre, "gamma") == pytest.approx(40 / 32)
+
+
+def test_roughness_by_resolution_of_a_bowl_and_its_density():
+    x = torch.linspace(-1, 1, 33, dtype=torch.float64)
+    bowl = (x[:, None] - 0.1) ** 2 + x[None, :] ** 2
+    rows = ls.roughness_by_resolution(bowl, (16, 16), [33, 9, 17], [1.25, 1.25])
+    assert [r.n for r in rows] == [9, 17, 33]
+    assert [(r.n_minima, r.basin_fraction) for r in rows] == [(1, 1.0)] * 3
+    assert [r.n_points for r in rows] == [81, 289, 1089]
+    # interior of the 33-grid: 31 cells of 1.25 % per axis, 3.875 density units of 10 %
+    assert rows[-1].minima_density == pytest.approx(1 / 3.875**2)
+    assert rows[0].minima_density == pytest.approx(1 / (7 * 5.0 / 10) ** 2)
+    one_d = ls.roughness_by_resolution((x - 0.1) ** 2, 16, [5, 9], [2.0])
+    assert [r.minima_density for r in one_d] == pytest.approx([1 / (3 * 16 / 10), 1 / (7 * 8 / 10)])
+    with pytest.raises(ValueError, match="one entry per axis"):
+        ls.roughness_by_resolution(bowl, 16, [9], [1.25, 1.25])
+    with pytest.raises(ValueError, match="one entry per axis"):
+        ls.roughness_by_resolution(bowl, (16, 16), [9], [1.25])
+    with pytest.raises(ValueError, match="not nested"):
+        ls.roughness_by_resolution(bowl, (16, 16), [13], [1.25, 1.25])
+
+
+def test_basin_start_off_a_subgrid_rounds_to_the_nearest_point():
+    x = torch.linspace(-1, 1, 17, dtype=torch.float64)
+    double = torch.minimum((x + 0.5) ** 2, (x - 0.5) ** 2 + 0.01)  # wells at index 4 and 12
+    rows = ls.roughness_by_resolution(double, 13, [5, 9, 17], [2.5])  # 13 -> 6.5 -> 3 on the 9-grid: the right well
+    assert [r.n_minima for r in rows] == [2, 2, 2]
+    assert rows[1].basin_fraction == ls.basin_fraction(ls.subgrid(double, 9), 6)
+    assert rows[-1].basin_fraction == ls.basin_fraction(double, 13) < 0.5
+
+
+def test_convergence_rule_on_a_resolved_and_an_unresolved_landscape():
+    X, Y = _grid(n=65)
+    centres = [(-1.5, -1.5), (1.5, -1.5), (-1.5, 1.5), (1.5, 1.5), (0.0, 0.0)]
+    wells = -sum(torch.exp(-((X - a) ** 2 + (Y - b) ** 2) / (2 * 0.5**2)) for a, b in centres)
+    steps = [6 / 64 * 10] * 2  # any unit: the rule does not depend on it
+    rows = ls.roughness_by_resolution(wells, (32, 32), [17, 33, 65], steps)
+    minima = [r.n_minima for r in rows]
+    assert minima == [5, 5, 5] and ls.converged(minima)
+    assert ls.converged([r.basin_fraction for r in rows])
+    assert ls.growth_exponent([17, 33, 65], minima) == 0.0
+    # white noise is rough on the scale of every grid: about one point in 9 is lower than its 8 neighbours
+    noise = torch.rand(65, 65, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    rows = ls.roughness_by_resolution(noise, (32, 32), [17, 33, 65], steps)
+    minima = [r.n_minima for r in rows]
+    assert minima[0] < minima[1] < minima[2] and not ls.converged(minima)
+    assert minima[-1] == pytest.approx(63**2 / 9, rel=0.15)
+    assert 1.7 < ls.growth_exponent([17, 33, 65], minima) < 2.3
+    assert rows[-1].minima_density > 2 * rows[0].minima_density  # the density grows too: it is the grid's
+
+
+def test_converged_and_growth_exponent_edge_cases():
+    assert ls.converged([18, 65, 65]) and not ls.converged([65, 18])
+    assert ls.converged([0, 0]) and not ls.converged([1, 0]) and not ls.converged([0, 1])
+    assert (
+        ls.converged([9, 10]) is True
+        and ls.converged([8, 10]) is False
+        and ls.converged([9, 10], tolerance=0.05) is False
+    )
+    assert ls.converged([90, 99]) and ls.converged([0.5, 0.52], tolerance=0.05)
+    assert not ls.converged([float("nan"), float("nan")])
+    assert ls.CONVERGENCE_TOLERANCE == 0.1
+    assert ls.growth_exponent([17, 33], [18, 65]) == pytest.approx(math.log(65 / 18) / math.log(2))
+    assert math.isnan(ls.growth_exponent([17, 33], [0, 5]))
+    with pytest.raises(ValueError):
+        ls.converged([3])
+    with pytest.raises(ValueError):
+        ls.growth_exponent([17, 33], [1])

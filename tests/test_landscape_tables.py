@@ -44,7 +44,7 @@ def test_slice_table_counts_minima_and_the_runner_up():
     assert line["structure"] is None and line["slice"] == "a–c"
     assert line["similarity at ground truth"] == pytest.approx(1.0)
     assert line["global max at ground truth"]
-    assert line["minima"] == 2  # the centre and the corner peak are both minima of the loss
+    assert line["minima"] == 1  # the centre; the corner peak is a minimum of the loss on the edge, not counted
     assert 0 < line["basin fraction"] < 1
     # the runner-up is the corner peak, 0.5 plus the tail of the central bump there, exp(-4 * 2)
     assert line["max similarity elsewhere"] == pytest.approx(0.5 + math.exp(-8.0))
@@ -65,8 +65,8 @@ def _cut(values, name="a", family="cubic"):
 
 
 def test_roughness_table_and_pivot():
-    single = torch.tensor([0.1, 0.5, 1.0, 0.5, 0.1], dtype=torch.float64)  # one maximum: convex loss
-    wavy = torch.tensor([0.6, 0.2, 1.0, 0.2, 0.6], dtype=torch.float64)  # edges are minima of the loss too
+    single = torch.tensor([0.1, 0.3, 0.5, 1.0, 0.5, 0.3, 0.1], dtype=torch.float64)  # one maximum: convex loss
+    wavy = torch.tensor([0.2, 0.6, 0.2, 1.0, 0.2, 0.6, 0.2], dtype=torch.float64)  # three interior maxima
     cuts = {
         ("Au2S", "a"): lt.Landscape("Au2S", "Au2S", "cubic", _cut(torch.stack([single, wavy], dim=-1))),
         ("BPO4", "c"): lt.Landscape("BPO4", "BPO4", "tetragonal", _cut(torch.stack([wavy, single], -1), "c", None)),
@@ -78,7 +78,7 @@ def test_roughness_table_and_pivot():
         ["BPO4", "c", "cosine", 3],
         ["BPO4", "c", "mse", 1],
     ]
-    assert table["basin fraction"].tolist() == [1.0, 0.6, 0.6, 1.0]
+    assert table["basin fraction"].tolist() == pytest.approx([1.0, 3 / 7, 3 / 7, 1.0])
     wide = lt.roughness_pivot(table, losses=("cosine", "mse"))
     assert list(wide.columns) == [("minima", "cosine"), ("minima", "MSE")] + [
         ("basin fraction", "cosine"),
@@ -162,3 +162,67 @@ def test_roughness_tables_one_table_per_number_with_display_names():
     assert minima.index.names == ["structure", "family"] and minima.columns.name is None
     assert minima.loc[("SrTe", "cubic")].tolist() == [5, 4, 4, 2]
     assert tables["basin fraction"].loc[("Au2S", "cubic"), "cross-correlation"] == pytest.approx(0.9)
+
+
+# --------------------------------------------------------------------------- resolution and convergence
+
+
+def _wells_and_noise(n=17):
+    """Two channels on an n × n a–c slice: two broad wells of the loss (resolved), and white noise (not)."""
+    x = torch.linspace(-1, 1, n, dtype=torch.float64)
+    X, Y = torch.meshgrid(x, x, indexing="ij")
+    wells = torch.exp(-20 * (X**2 + Y**2)) + 0.5 * torch.exp(-20 * ((X - 0.5) ** 2 + (Y + 0.5) ** 2))
+    noise = torch.rand(n, n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    noise[n // 2, n // 2] = 2.0  # the ground truth is the best point
+    axes = torch.linspace(3.2, 4.8, n, dtype=torch.float64), torch.linspace(100, 140, n, dtype=torch.float64)
+    sl = Slice(("a", "gamma"), *axes, torch.stack([wells, noise], -1), CENTER, ("cosine", "mse"))
+    return {"U2Ti": lt.Landscape("U2Ti", "U2Ti", "hexagonal", sl)}
+
+
+def test_grid_steps_in_per_cent_and_degrees():
+    sl = _wells_and_noise()["U2Ti"].grid
+    assert lt.grid_steps(sl) == pytest.approx((2.5, 2.5))  # 40 % and 40° in 16 steps
+    assert lt.grid_steps(_cut(torch.zeros(5, 2))) == pytest.approx((10.0,))
+
+
+def test_resolution_table_and_convergence_summary():
+    table = lt.resolution_table(_wells_and_noise(), [5, 9, 17], losses=("cosine", "mse"))
+    assert table.columns.tolist() == ["structure", "family", "axis", "loss", "grid", *lt.RESOLUTION_COLUMNS]
+    assert table["grid"].tolist() == [5, 9, 17, 5, 9, 17]
+    wells = table[table.loss == "cosine"]
+    assert wells["minima"].tolist() == [1, 2, 2]  # on the 5-grid every interior point neighbours the centre
+    # 17-grid: 15 interior cells of 2.5 % (°) = 3.75 units of 10 per axis
+    assert wells["minima density"].iloc[-1] == pytest.approx(2 / 3.75**2)
+    summary = lt.convergence_summary(table)
+    cos, mse = summary.to_dict("records")
+    assert (cos["loss"], cos["grids"], cos["minima"], cos["minima converged"]) == ("cosine", "5, 9, 17", 2.0, True)
+    assert cos["growth exponent"] == 0.0 and cos["basin fraction converged"]
+    assert cos["basin fraction"] == pytest.approx(table["basin fraction"].iloc[2])
+    assert not mse["minima converged"] and math.isnan(mse["minima"])  # noise: the count follows the grid
+    assert mse["growth exponent"] > 1
+    assert mse["minima density"] == pytest.approx(table["minima density"].iloc[-1])
+    # the display: the count where it converged, else the density and its growth
+    text = lt.convergence_display(summary, losses=("cosine", "mse"))
+    assert text.columns.tolist() == ["cosine", "MSE"] and text.index.tolist() == [("U2Ti", "hexagonal")]
+    assert text.iloc[0, 0] == "2"
+    assert text.iloc[0, 1] == f"ρ {mse['minima density']:.2g}, p {mse['growth exponent']:.1f}"
+    basin = lt.convergence_display(summary, "basin fraction", losses=("cosine", "mse"))
+    assert basin.iloc[0, 0] == f"{cos['basin fraction']:.2f}"
+    counts = lt.convergence_counts(summary, losses=("cosine", "mse"))
+    assert counts.loc["cosine"].tolist() == [1, 1, 1, 0.0] and counts.loc["MSE", "minima converged"] == 0
+    wide = lt.resolution_pivot(table, losses=("cosine", "mse"))
+    assert list(wide.columns) == [("cosine", 5), ("cosine", 9), ("cosine", 17), ("MSE", 5), ("MSE", 9), ("MSE", 17)]
+    assert wide.loc[("U2Ti", "hexagonal"), ("cosine", 9)] == 2
+
+
+def test_convergence_needs_nested_grids_and_two_of_them():
+    lands = _wells_and_noise()
+    with pytest.raises(ValueError, match="not nested"):
+        lt.resolution_table(lands, [7, 17], losses=("cosine",))
+    with pytest.raises(ValueError, match="odd sizes"):
+        lt.resolution_table(lands, [8, 17], losses=("cosine",))
+    one = lt.resolution_table(lands, [17], losses=("cosine",))
+    with pytest.raises(ValueError, match="at least 2 grids"):
+        lt.convergence_summary(one)
+    with pytest.raises(ValueError, match="measure"):
+        lt.convergence_display(lt.convergence_summary(lt.resolution_table(lands, [9, 17], ("cosine",))), "density")

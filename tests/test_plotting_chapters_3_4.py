@@ -45,7 +45,7 @@ def test_mark_minima_dots_the_minima_of_the_loss():
     fig, ax = plt.subplots()
     plotting.mark_minima(ax, land.grid, land.grid.values)
     (line,) = ax.lines
-    assert sorted(zip(line.get_xdata(), line.get_ydata(), strict=True)) == [(4.0, 6.0), (4.8, 7.2)]
+    assert sorted(zip(line.get_xdata(), line.get_ydata(), strict=True)) == [(4.0, 6.0)]  # not the corner (edge)
 
 
 def test_slice_panels_title_each_slice_with_its_roughness():
@@ -53,7 +53,7 @@ def test_slice_panels_title_each_slice_with_its_roughness():
     fig = plotting.slice_panels(slices, label="cosine", ncols=2)
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
     assert len(panels) == 3 and not fig.axes[3].get_visible()
-    assert panels[0].get_title().startswith("a–c: 2 minima, basin ")
+    assert panels[0].get_title().startswith("a–c: 1 minima, basin ")
     assert any(ax.get_ylabel() == "cosine" for ax in fig.axes)  # the shared colour bar
 
 
@@ -73,7 +73,7 @@ def test_slices_with_end_points_overlay_only_where_there_are_points():
     assert labels == ["unconstrained GD, match", "unconstrained GD, no match", "constrained GD, match"]
     assert np.ravel(points[1].get_offsets()).tolist() == pytest.approx([4.4, 6.6])
     assert points[1].get_facecolor()[0].tolist() == [0.0, 0.0, 0.0, 1.0]  # black: no match
-    assert first.get_title() == "U2Ti (hexagonal), a–c: 2 minima, basin 0.88"
+    assert first.get_title() == "U2Ti (hexagonal), a–c: 1 minima, basin 0.88"
 
 
 def _cuts():
@@ -89,7 +89,7 @@ def test_axis_cut_panels_draw_the_cut_against_its_change_and_dot_its_minima():
     (ax,) = _visible(fig)
     curve, minima = ax.lines[:2]
     assert curve.get_xdata().tolist() == pytest.approx([-20, -10, 0, 10, 20])
-    assert minima.get_xdata().tolist() == pytest.approx([-20, 0, 20])
+    assert minima.get_xdata().tolist() == pytest.approx([0])  # the edges are not counted
     assert ax.get_title() == "Au2S (cubic)" and ax.get_ylabel() == "cosine similarity"
 
 
@@ -219,3 +219,22 @@ def test_energy_slices_figure_two_per_row_one_legend():
         "slice minimum",
     ]
     assert fig.get_suptitle() == "energy" and fig.get_size_inches()[0] <= 8.3
+
+
+def test_minima_by_resolution_one_panel_per_loss_one_line_per_landscape():
+    counts = {"Au2S": {"cosine": [4, 16, 60], "mse": [2, 2, 2]}, "SrTe": {"cosine": [0, 3, 3], "mse": [1, 1, 1]}}
+    rows = [
+        {"structure": name, "axis": "a–c", "loss": loss, "grid": n, "minima": m}
+        for name, by_loss in counts.items()
+        for loss, ms in by_loss.items()
+        for n, m in zip((9, 17, 33), ms, strict=True)
+    ]
+    fig = plotting.minima_by_resolution(pd.DataFrame(rows))
+    panels = _visible(fig)
+    assert [ax.get_title() for ax in panels] == ["cosine", "MSE"]
+    au, srte, guide = panels[0].lines
+    assert au.get_xdata().tolist() == [9, 17, 33] and au.get_ydata().tolist() == [4, 16, 60]
+    assert srte.get_xdata().tolist() == [17, 33]  # a count of 0 has no place on a log axis
+    assert guide.get_ydata().tolist() == pytest.approx([60 * (9 / 33) ** 2, 60 * (17 / 33) ** 2, 60])
+    assert panels[0].get_xscale() == "log" and panels[0].get_yscale() == "log"
+    assert [t.get_text() for t in fig.legends[0].get_texts()][:2] == ["Au2S a–c", "SrTe a–c"]

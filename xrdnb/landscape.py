@@ -26,14 +26,27 @@ hexagonal and tetragonal ``ā``: a = b), so it stays inside the constrained mani
 **Roughness** of a landscape of *loss* values (lower is better; −similarity for the XRD
 metrics, the energy for CHGNet), on a grid with the ground truth at a known grid point:
 
-* the number of **strict local minima**: grid points whose loss is lower than that of every
-  neighbour (8 neighbours on a 2-D grid, 2 on a 1-D cut; points on the edge have fewer);
+* the number of **strict local minima**: interior grid points whose loss is lower than that of
+  every neighbour (8 neighbours on a 2-D grid, 2 on a 1-D cut). Points on the grid's edge are not
+  counted: their neighbours lie on one side only, and a "minimum" there may just be the slice's
+  window cutting a slope that goes on downhill outside it;
 * the **basin fraction**: each grid point follows steepest descent on the grid (it moves to
   its lowest neighbour while that is strictly lower) until it stops at a local minimum; the
   basin fraction is the share of grid points that stop where the ground-truth point stops.
 
 A convex bowl has one minimum and basin fraction 1. Non-finite values (lattices with no real
 cell) are treated as +∞: never a minimum, never a destination, and not counted.
+
+**Resolution.** Both numbers belong to a grid, not to the landscape: a minimum narrower than the
+grid step is missed, and a landscape that is rough on the scale of the step gains minima with
+every refinement. :func:`roughness_by_resolution` therefore evaluates them on *nested* grids,
+subgrids of one fine grid of ``N`` points per axis that keep every ``s``-th point
+(``n = (N − 1)/s + 1``, e.g. 9, 17 and 33 in a 33-point grid; :func:`nested_step`), so that
+the coarse grids cost nothing and share the ground-truth point. It also reports the minima per
+unit of the slice (:data:`DENSITY_UNIT`) and how fast the count grows under refinement
+(:func:`growth_exponent`: 0 once the grid resolves every minimum, about the dimension 1 or 2
+while the count grows with the number of grid points). :func:`converged` is the one rule
+that says whether a measure has stopped changing (:data:`CONVERGENCE_TOLERANCE`).
 
 >>> import torch
 >>> x = torch.linspace(-1, 1, 21)
@@ -81,6 +94,15 @@ __all__ = [
     "basin_fraction",
     "Roughness",
     "roughness",
+    "nested_step",
+    "subgrid",
+    "axis_step",
+    "DENSITY_UNIT",
+    "CONVERGENCE_TOLERANCE",
+    "ResolutionRoughness",
+    "roughness_by_resolution",
+    "converged",
+    "growth_exponent",
 ]
 
 LENGTH_SPAN = 0.2
@@ -647,17 +669,20 @@ def _padded_neighbours(loss: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int
     return torch.stack(views), shifts
 
 
-def strict_local_minima(loss: torch.Tensor) -> torch.Tensor:
+def strict_local_minima(loss: torch.Tensor, *, edge: bool = False) -> torch.Tensor:
     """Boolean mask of the strict local minima of a 1-D or 2-D grid of loss values.
 
     A point is a strict local minimum when it is finite and lower than each of its
-    neighbours on the grid (2 in 1-D, 8 in 2-D; fewer on the edge). Non-finite values count
-    as +∞.
+    neighbours on the grid (2 in 1-D, 8 in 2-D). Non-finite values count as +∞. Only
+    interior points qualify unless ``edge`` is set: a point on the grid's edge has
+    neighbours on one side only, so its "minimum" may be the window cutting a slope.
 
     Parameters
     ----------
     loss
         ``(n,)`` or ``(n1, n2)`` loss values (lower is better).
+    edge
+        also count points on the edge (compared with the neighbours they have).
 
     Returns
     -------
@@ -666,13 +691,20 @@ def strict_local_minima(loss: torch.Tensor) -> torch.Tensor:
 
     Examples
     --------
-    >>> strict_local_minima(torch.tensor([3.0, 1.0, 2.0, 2.0, 0.0, 5.0]))
-    tensor([False,  True, False, False,  True, False])
+    >>> strict_local_minima(torch.tensor([3.0, 1.0, 2.0, 2.0, 0.0, 5.0, 4.0]))
+    tensor([False,  True, False, False,  True, False, False])
+    >>> strict_local_minima(torch.tensor([3.0, 1.0, 2.0, 2.0, 0.0, 5.0, 4.0]), edge=True)
+    tensor([False,  True, False, False,  True, False,  True])
     """
     if loss.ndim not in (1, 2):
         raise ValueError(f"loss must be 1-D or 2-D, got shape {tuple(loss.shape)}")
     neighbours, _ = _padded_neighbours(loss)
-    return torch.isfinite(loss) & (loss[None] < neighbours).all(dim=0)
+    mask = torch.isfinite(loss) & (loss[None] < neighbours).all(dim=0)
+    if not edge:
+        interior = torch.zeros_like(mask)
+        interior[tuple(slice(1, -1) for _ in loss.shape)] = True
+        mask &= interior
+    return mask
 
 
 def descent_destinations(loss: torch.Tensor) -> torch.Tensor:
@@ -744,7 +776,7 @@ class Roughness:
     Attributes
     ----------
     n_minima
-        number of strict local minima of the loss on the grid.
+        number of strict local minima of the loss away from the grid's edge.
     basin_fraction
         share of grid points whose steepest descent reaches the ground truth's basin.
     n_points
@@ -776,3 +808,199 @@ def roughness(loss: torch.Tensor, start: int | Sequence[int]) -> Roughness:
         basin_fraction=basin_fraction(loss, start),
         n_points=int(torch.isfinite(loss).sum()),
     )
+
+
+# --------------------------------------------------------------------------- resolution and convergence
+
+DENSITY_UNIT = 10.0
+"""Side of the unit of a minima density: 10 % of a length or 10° of an angle (a choice).
+
+A density is minima per 10 % × 10 % of a length–length slice (10 % × 10° with an angle,
+10° × 10° for two angles), or per 10 % (10°) of a 1-D cut; the ±20 % slice is 4 × 4 units."""
+
+CONVERGENCE_TOLERANCE = 0.1
+"""Relative tolerance of :func:`converged`: a measure has converged when its values on the two
+finest grids differ by at most 10 % of the finer grid's value (a choice; a count below 10 must
+not change at all)."""
+
+
+def nested_step(n_fine: int, n: int) -> int:
+    """Stride ``s = (n_fine − 1)/(n − 1)`` that picks an ``n``-point grid out of an ``n_fine``-point one.
+
+    Both grids span the same interval and have the centre as a point, so both sizes must be
+    odd and at least 3, and ``n − 1`` must divide ``n_fine − 1``.
+
+    Raises
+    ------
+    ValueError
+        for an even size, a size below 3, or grids that do not nest.
+
+    Examples
+    --------
+    >>> nested_step(33, 9), nested_step(101, 21)
+    (4, 5)
+    """
+    for size in (n_fine, n):
+        if isinstance(size, bool) or not isinstance(size, int) or size < 3 or size % 2 == 0:
+            raise ValueError(f"nested grids need odd sizes of at least 3 points, got {size!r}")
+    if n > n_fine or (n_fine - 1) % (n - 1):
+        raise ValueError(f"a {n}-point grid is not nested in a {n_fine}-point grid: {n - 1} must divide {n_fine - 1}")
+    return (n_fine - 1) // (n - 1)
+
+
+def subgrid(loss: torch.Tensor, n: int) -> torch.Tensor:
+    """The ``n``-point nested subgrid of a 1-D or 2-D grid: every ``s``-th point along each axis.
+
+    Parameters
+    ----------
+    loss
+        ``(N,)`` or ``(N1, N2)`` values on the fine grid; each ``N`` odd.
+    n
+        points per axis of the subgrid (:func:`nested_step` of each axis).
+
+    Returns
+    -------
+    Tensor
+        ``(n,)`` or ``(n, n)``: ``loss[::s1, ::s2]``, a view (same extent, ``s`` times the step).
+
+    Examples
+    --------
+    >>> subgrid(torch.arange(9.0), 5)
+    tensor([0., 2., 4., 6., 8.])
+    """
+    if loss.ndim not in (1, 2):
+        raise ValueError(f"loss must be 1-D or 2-D, got shape {tuple(loss.shape)}")
+    return loss[tuple(slice(None, None, nested_step(size, n)) for size in loss.shape)]
+
+
+def axis_step(axis: torch.Tensor, center: torch.Tensor, name: str | int) -> float:
+    """Grid step of an evenly spaced axis as a change from the centre: per cent for a length, degrees for an angle.
+
+    Parameters
+    ----------
+    axis
+        ``(n,)`` values of the parameter (Å or degrees), e.g. :attr:`Slice.x`.
+    center
+        ``(6,)`` the lattice the slice goes through.
+    name
+        the parameter (:func:`parameter_index`).
+
+    Examples
+    --------
+    >>> centre = torch.tensor([5.0, 5.0, 5.0, 90.0, 90.0, 90.0], dtype=torch.float64)
+    >>> axis_step(parameter_axis(centre, "a", 5), centre, "a"), axis_step(parameter_axis(centre, "beta", 5), centre, 4)
+    (10.0, 10.0)
+    """
+    i = parameter_index(name)
+    if len(axis) < 2:
+        raise ValueError(f"an axis needs at least 2 points, got {len(axis)}")
+    step = float(axis[-1] - axis[0]) / (len(axis) - 1)
+    return 100.0 * step / float(center[i]) if i < 3 else step
+
+
+@dataclass(frozen=True)
+class ResolutionRoughness:
+    """The roughness of one landscape on one grid of a nested series (:func:`roughness_by_resolution`).
+
+    Attributes
+    ----------
+    n
+        grid points per axis.
+    n_minima
+        strict local minima away from the edge (:func:`strict_local_minima`).
+    minima_density
+        ``n_minima`` per :data:`DENSITY_UNIT` (per unit², per unit on a cut) of the interior,
+        the area of the cells of the ``(n − 2)`` interior points per axis.
+    basin_fraction
+        as :func:`basin_fraction`, from the subgrid point nearest the reference point.
+    n_points
+        finite grid points.
+    """
+
+    n: int
+    n_minima: int
+    minima_density: float
+    basin_fraction: float
+    n_points: int
+
+
+def roughness_by_resolution(
+    loss: torch.Tensor, start: int | Sequence[int], grids: Sequence[int], steps: Sequence[float]
+) -> list[ResolutionRoughness]:
+    """Roughness of a landscape on nested subgrids of one fine grid, coarse to fine.
+
+    Parameters
+    ----------
+    loss
+        ``(N,)`` or ``(N1, N2)`` loss values on the fine grid (lower is better).
+    start
+        grid index of the reference point (the ground truth) on the fine grid; on a subgrid
+        the nearest subgrid point.
+    grids
+        points per axis of each subgrid, each nested in ``loss``'s grid (:func:`nested_step`);
+        the fine grid itself may be one of them.
+    steps
+        the fine grid's step along each axis, in % (lengths) or degrees (angles): :func:`axis_step`.
+
+    Returns
+    -------
+    list of ResolutionRoughness
+        one per grid, sorted by ``n``.
+
+    Examples
+    --------
+    >>> x = torch.linspace(-1, 1, 33)
+    >>> bowl = x[:, None] ** 2 + x[None, :] ** 2
+    >>> rows = roughness_by_resolution(bowl, (16, 16), [9, 17, 33], [1.25, 1.25])
+    >>> [(r.n, r.n_minima, r.basin_fraction) for r in rows]
+    [(9, 1, 1.0), (17, 1, 1.0), (33, 1, 1.0)]
+    """
+    index = (start,) if isinstance(start, int) else tuple(start)
+    if len(index) != loss.ndim or len(steps) != loss.ndim:
+        raise ValueError(f"start {index} and steps {tuple(steps)} must have one entry per axis of {tuple(loss.shape)}")
+    out = []
+    for n in sorted(set(grids)):
+        strides = [nested_step(size, n) for size in loss.shape]
+        coarse = subgrid(loss, n)
+        r = roughness(coarse, tuple(min(n - 1, round(i / s)) for i, s in zip(index, strides, strict=True)))
+        area = math.prod((n - 2) * h * s / DENSITY_UNIT for h, s in zip(steps, strides, strict=True))
+        out.append(ResolutionRoughness(n, r.n_minima, r.n_minima / area, r.basin_fraction, r.n_points))
+    return out
+
+
+def converged(values: Sequence[float], tolerance: float = CONVERGENCE_TOLERANCE) -> bool:
+    """Whether a measure has converged: its two finest ``values`` (coarse to fine) agree within ``tolerance``.
+
+    The rule of the book: ``|v_fine − v_coarse| ≤ tolerance · |v_fine|`` (:data:`CONVERGENCE_TOLERANCE`).
+    NaN never converges.
+
+    Examples
+    --------
+    >>> converged([18, 40, 65]), converged([3, 5, 5]), converged([0.5, 0.30, 0.29])
+    (False, True, True)
+    """
+    if len(values) < 2:
+        raise ValueError(f"convergence needs values on at least 2 grids, got {len(values)}")
+    coarse, fine = float(values[-2]), float(values[-1])
+    return bool(abs(fine - coarse) <= tolerance * abs(fine))
+
+
+def growth_exponent(grids: Sequence[int], minima: Sequence[int]) -> float:
+    """Exponent ``p`` of the minima count's growth between the two finest grids, ``N ∝ (1/step)^p``.
+
+    ``p = ln(N_fine / N_coarse) / ln((n_fine − 1)/(n_coarse − 1))`` for grids of ``n`` points per
+    axis (ordered coarse to fine) with ``N`` minima: about 0 once the grid resolves every minimum,
+    about the dimension (2 for a slice) while each refinement finds minima in proportion to the
+    grid points. NaN when either count is 0.
+
+    Examples
+    --------
+    >>> round(growth_exponent([9, 17, 33], [6, 18, 65]), 2), growth_exponent([17, 33], [4, 4])
+    (1.85, 0.0)
+    """
+    if len(grids) < 2 or len(grids) != len(minima):
+        raise ValueError(f"need counts on at least 2 grids, got grids {list(grids)} and minima {list(minima)}")
+    (n0, n1), (m0, m1) = grids[-2:], minima[-2:]
+    if m0 == 0 or m1 == 0:
+        return math.nan
+    return math.log(m1 / m0) / math.log((n1 - 1) / (n0 - 1))

@@ -6,8 +6,11 @@ SI Fig. S2, the symmetry-axis cuts inside the constrained manifold, one slice pe
 the four similarities, and gradient-descent end points projected onto a slice (SI Fig. S3).
 
 Roughness is that of the *loss*, minus the similarity (:func:`xrdnb.landscape.roughness`):
-strict local minima on the grid and the fraction of grid points whose steepest descent on the
-grid ends where the descent from the ground truth ends.
+strict local minima away from the grid's edge and the fraction of grid points whose steepest
+descent on the grid ends where the descent from the ground truth ends. Both depend on the grid;
+:func:`resolution_table` evaluates them on nested grids and :func:`convergence_summary` keeps a
+number only where it has converged (:func:`xrdnb.landscape.converged`), and otherwise the minima
+per unit of the slice with the exponent of their growth.
 
 Examples
 --------
@@ -32,14 +35,19 @@ import torch
 from .crystal import crystal_from_structure
 from .landscape import (
     ANGLE_SPAN,
+    CONVERGENCE_TOLERANCE,
     LENGTH_SPAN,
     Cut,
     Slice,
+    axis_step,
+    converged,
+    growth_exponent,
     lattice_cut,
     lattice_slice,
     parameter_index,
     project_onto_slice,
     roughness,
+    roughness_by_resolution,
     xrd_similarity_fn,
 )
 from .structures import crystal_family, load_structure
@@ -61,6 +69,14 @@ __all__ = [
     "ROUGHNESS_MEANING",
     "ROUGHNESS_FORMATS",
     "roughness_tables",
+    "RESOLUTION_COLUMNS",
+    "grid_steps",
+    "resolution_rows",
+    "resolution_table",
+    "resolution_pivot",
+    "convergence_summary",
+    "convergence_display",
+    "convergence_counts",
     "relative_axis",
     "end_points_on_slice",
     "overlay_table",
@@ -273,6 +289,145 @@ def roughness_tables(
     """
     wide = roughness_pivot(table, index=index, losses=losses)
     return {measure: wide[measure].rename_axis(columns=None) for measure in ROUGHNESS_COLUMNS}
+
+
+RESOLUTION_COLUMNS = ("minima", "minima density", "basin fraction")
+"""The numbers of :func:`resolution_table` per grid: minima, minima per :data:`~xrdnb.landscape.DENSITY_UNIT`
+of the slice, basin fraction."""
+
+
+def grid_steps(grid: Slice | Cut) -> tuple[float, ...]:
+    """A slice's or cut's grid step per axis in % (lengths) or degrees (angles), :func:`xrdnb.landscape.axis_step`."""
+    if isinstance(grid, Cut):
+        return (axis_step(grid.x, grid.center, grid.name),)
+    return tuple(axis_step(axis, grid.center, name) for axis, name in zip((grid.x, grid.y), grid.names, strict=True))
+
+
+def resolution_rows(
+    grid: Slice | Cut, loss: torch.Tensor, start: int | Sequence[int], grids: Sequence[int]
+) -> list[dict]:
+    """Rows ``grid``, ``minima``, ``minima density``, ``basin fraction`` of one loss on nested subgrids of ``grid``.
+
+    ``loss`` is ``grid``'s ``(n,)`` or ``(n, n)`` loss (lower is better), ``start`` the reference point's
+    index on it; see :func:`xrdnb.landscape.roughness_by_resolution`.
+    """
+    return [
+        {"grid": r.n, "minima": r.n_minima, "minima density": r.minima_density, "basin fraction": r.basin_fraction}
+        for r in roughness_by_resolution(loss, start, grids, grid_steps(grid))
+    ]
+
+
+def resolution_table(
+    landscapes: dict[object, Landscape], grids: Sequence[int], losses: Sequence[str] = LOSS_NAMES
+) -> pd.DataFrame:
+    """:func:`roughness_table` on nested grids: the roughness of each loss channel at every resolution of ``grids``.
+
+    Each grid of ``grids`` (points per axis) must nest in the landscapes' own grid
+    (:func:`xrdnb.landscape.nested_step`), which is usually the finest of them: the coarse grids are
+    subsamples and cost nothing. Columns: ``structure``, ``family``, ``axis``, ``loss``, ``grid``,
+    and :data:`RESOLUTION_COLUMNS`; rows coarse to fine within each landscape and loss.
+    """
+    out = []
+    for item in landscapes.values():
+        grid = item.grid
+        axis = grid.label if isinstance(grid, Cut) else slice_label(grid.names)
+        for loss in losses:
+            head = {"structure": item.formula, "family": item.family, "axis": axis, "loss": loss}
+            out += [head | row for row in resolution_rows(grid, -grid.channel(loss), grid.center_index, grids)]
+    return pd.DataFrame(out)
+
+
+def resolution_pivot(
+    table: pd.DataFrame,
+    measure: str = "minima",
+    index: Sequence[str] = ("structure", "family"),
+    losses: Sequence[str] = LOSS_NAMES,
+) -> pd.DataFrame:
+    """One measure of :func:`resolution_table` wide: rows ``index``, columns (loss display name, grid size)."""
+    wide = table.pivot_table(index=list(index), columns=["loss", "grid"], values=measure, sort=False)
+    grids = sorted(table["grid"].unique())
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([list(losses), grids], names=["loss", "grid"]))
+    return wide.rename(columns={loss: run_label(loss, False) for loss in losses}, level=0)
+
+
+def convergence_summary(
+    table: pd.DataFrame,
+    index: Sequence[str] = ("structure", "family", "axis", "loss"),
+    tolerance: float = CONVERGENCE_TOLERANCE,
+) -> pd.DataFrame:
+    """What :func:`resolution_table` says at its finest grid, kept only where the number has converged.
+
+    Per group of ``index`` (a landscape and loss), with :func:`xrdnb.landscape.converged` on the
+    values ordered coarse to fine: ``grids`` (e.g. ``"9, 17, 33"``), ``minima`` (the count on the
+    finest grid, NaN unless converged), ``minima converged``, ``minima density`` (finest grid, per
+    :data:`~xrdnb.landscape.DENSITY_UNIT`), ``growth exponent`` (of the count between the two finest
+    grids, :func:`xrdnb.landscape.growth_exponent`), ``basin fraction`` (NaN unless converged) and
+    ``basin fraction converged``.
+    """
+    out = []
+    for key, part in table.groupby(list(index), sort=False):
+        part = part.sort_values("grid")
+        if len(part) < 2:
+            raise ValueError(f"{key}: convergence needs at least 2 grids, got {part['grid'].tolist()}")
+        ok = {m: converged(part[m].tolist(), tolerance) for m in ("minima", "basin fraction")}
+        last = part.iloc[-1]
+        growth = growth_exponent(part["grid"].tolist(), part["minima"].tolist())
+        out.append(
+            dict(zip(index, key if isinstance(key, tuple) else (key,), strict=True))
+            | {"grids": ", ".join(str(int(n)) for n in part["grid"])}
+            | {"minima": float(last["minima"]) if ok["minima"] else np.nan, "minima converged": ok["minima"]}
+            | {"minima density": float(last["minima density"]), "growth exponent": growth}
+            | {"basin fraction": float(last["basin fraction"]) if ok["basin fraction"] else np.nan}
+            | {"basin fraction converged": ok["basin fraction"]}
+        )
+    return pd.DataFrame(out)
+
+
+def convergence_display(
+    summary: pd.DataFrame,
+    measure: str = "minima",
+    index: Sequence[str] = ("structure", "family"),
+    losses: Sequence[str] = LOSS_NAMES,
+) -> pd.DataFrame:
+    """:func:`convergence_summary` as text, rows ``index`` and one column per loss (display names).
+
+    ``measure="minima"``: the count where it converged, else ``"ρ 4.1, p 1.9"``, the minima density
+    (per :data:`~xrdnb.landscape.DENSITY_UNIT`) on the finest grid and the growth exponent;
+    ``"basin fraction"``: the fraction where it converged, else ``"—"``.
+    """
+    if measure not in ("minima", "basin fraction"):
+        raise ValueError(f"measure must be 'minima' or 'basin fraction', got {measure!r}")
+
+    def text(row) -> str:
+        if row[f"{measure} converged"]:
+            return f"{row[measure]:.0f}" if measure == "minima" else f"{row[measure]:.2f}"
+        if measure == "basin fraction":
+            return "—"
+        p = row["growth exponent"]
+        return f"ρ {row['minima density']:.2g}, p {p:.1f}" if np.isfinite(p) else f"ρ {row['minima density']:.2g}"
+
+    cells = summary.assign(text=summary.apply(text, axis=1))
+    wide = cells.pivot_table(index=list(index), columns="loss", values="text", aggfunc="first", sort=False)
+    wide = wide.reindex(columns=list(losses))
+    return wide.rename(columns={loss: run_label(loss, False) for loss in losses}).rename_axis(columns=None)
+
+
+def convergence_counts(summary: pd.DataFrame, losses: Sequence[str] = LOSS_NAMES) -> pd.DataFrame:
+    """How many landscapes of :func:`convergence_summary` converged, per loss (rows, display names).
+
+    Columns: ``landscapes``, ``minima converged`` and ``basin fraction converged`` (counts), and the
+    ``median growth exponent`` of the minima count.
+    """
+    out = []
+    for loss in losses:
+        part = summary[summary["loss"] == loss]
+        out.append(
+            {"loss": run_label(loss, False), "landscapes": len(part)}
+            | {"minima converged": int(part["minima converged"].sum())}
+            | {"basin fraction converged": int(part["basin fraction converged"].sum())}
+            | {"median growth exponent": float(part["growth exponent"].median())}
+        )
+    return pd.DataFrame(out).set_index("loss")
 
 
 def roughness_medians(table: pd.DataFrame) -> pd.DataFrame:

@@ -1,6 +1,7 @@
 """Landscape figures (chapters 3 and 5).
 
-Slice panels with their minima, GD end points on slices, symmetry-axis cuts, CHGNet energy slices.
+Slice panels with their minima, GD end points on slices, symmetry-axis cuts, CHGNet energy slices,
+and the minima count against the grid resolution.
 
 Every function draws on a matplotlib ``Axes`` it is given (or returns a new ``Figure``) and takes
 explicit data (tensors, rows); none reads results or runs an experiment.
@@ -24,6 +25,7 @@ __all__ = [
     "axis_cut_panels",
     "similarity_slices",
     "energy_slices_figure",
+    "minima_by_resolution",
 ]
 
 
@@ -237,4 +239,60 @@ def energy_slices_figure(landscapes: dict, truths, *, title: str = "", ncol: int
     _legend_below(fig, axes.flat[: len(landscapes)])
     if title:
         fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def minima_by_resolution(table, losses=None, *, ncols: int = 2, label=None):
+    """Minima count against grid size, one panel per loss, one line per landscape (log–log).
+
+    Parameters
+    ----------
+    table
+        :func:`xrdnb.landscape_tables.resolution_table` rows (``structure``, ``axis``, ``loss``,
+        ``grid``, ``minima``).
+    losses
+        the panels, in order; default the table's losses.
+    ncols
+        panels per row.
+    label
+        ``label(loss) -> str`` panel titles; default :func:`xrdnb.vocabulary.run_label`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        a dashed guide per panel has slope 2, the growth of a count that scales with the grid
+        points (minima finer than the step); a converged count is flat. Counts of 0 are not drawn.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ..vocabulary import run_label
+
+    losses = list(losses or dict.fromkeys(table["loss"]))
+    label = label or (lambda loss: run_label(loss, False))
+    ncols = min(ncols, len(losses))
+    nrows = -(-len(losses) // ncols)
+    width = min(FIGURE_WIDTH, 3.4 * ncols + 0.4)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width, 2.4 * nrows + 0.8), squeeze=False, sharex=True, sharey=True, layout="constrained"
+    )
+    grids = np.array(sorted(table["grid"].unique()), dtype=float)
+    for ax, loss in zip(axes.flat, losses, strict=False):
+        part = table[table["loss"] == loss]
+        for (structure, axis), rows in part.groupby(["structure", "axis"], sort=False):
+            rows = rows.sort_values("grid")
+            keep = rows["minima"] > 0
+            ax.plot(rows["grid"][keep], rows["minima"][keep], "o-", ms=3, lw=1.0, label=f"{structure} {axis}")
+        top = max(1.0, float(part["minima"].max()))
+        ax.plot(grids, top * (grids / grids[-1]) ** 2, "k--", lw=0.8, label="∝ (grid points per axis)²")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(grids, [f"{g:.0f}" for g in grids])
+        ax.minorticks_off()
+        ax.set_title(label(loss), fontsize=8)
+    for ax in axes.flat[len(losses) :]:
+        ax.set_visible(False)
+    fig.supxlabel("grid points per axis", fontsize=9)
+    fig.supylabel("strict local minima (interior)", fontsize=9)
+    _legend_below(fig, axes.flat[:1])
     return fig
