@@ -56,15 +56,25 @@ STOP_LABELS = {
 
 
 def coverage(spec: SweepSpec, results: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Per stage and in all: finished and total cells and copies (None totals: not yet known)."""
+    """Per stage and in all: finished and total cells and copies.
+
+    An evaluation stage that waits for its learning rates counts the cells it will have (one
+    per structure, level and run: :meth:`~xrdnb.sweep.SweepSpec.planned_stages`).
+    """
     results = Path(results)
     out: dict[str, dict[str, Any]] = {}
     done_all = total_all = 0
-    known = True
+    planned = dict(spec.planned_stages())
     for name, cells in spec.stages(results):
         if cells is None:
-            out[name] = {"cells_done": 0, "cells_total": None, "note": "after the selection: one rate per run"}
-            known = False
+            out[name] = {
+                "cells_done": 0,
+                "cells_total": len(planned[name]),
+                "copies_done": 0,
+                "copies_total": int(sum(c.n_copies for c in planned[name])),
+                "note": "after the selection: one rate per run",
+            }
+            total_all += len(planned[name])
             continue
         done = sum(is_finished(results, c) for c in cells)
         out[name] = {
@@ -75,7 +85,7 @@ def coverage(spec: SweepSpec, results: str | os.PathLike) -> dict[str, dict[str,
         }
         done_all += done
         total_all += len(cells)
-    out["all"] = {"cells_done": done_all, "cells_total": total_all if known else None}
+    out["all"] = {"cells_done": done_all, "cells_total": total_all}
     return out
 
 
@@ -356,6 +366,25 @@ class ResultSet:
         keys = [(runs.loc[run, "loss"], bool(runs.loc[run, "constrained"])) for run in table.index]
         table["chosen"] = [f"{chosen[k]:g}" if k in chosen else "" for k in keys]
         return table
+
+    def is_complete(self, stage: str = "evaluation") -> bool:
+        """Whether every planned cell of ``stage`` (``"selection"``, ``"evaluation"``, ``"relax"``) is in the set."""
+        cover = self.manifest["coverage"].get(stage)
+        return bool(cover) and cover.get("cells_total") is not None and cover["cells_done"] == cover["cells_total"]
+
+    def progress(self) -> str:
+        """How far the run got, per stage, and the commands that continue and re-pack it."""
+        parts = []
+        for stage, c in self.manifest["coverage"].items():
+            if stage != "all":
+                total = f"{c['cells_total']:,}" if c.get("cells_total") is not None else "?"
+                parts.append(f"{stage} {c['cells_done']:,} of {total} cells")
+        relax = self.manifest.get("relax_command")
+        more = f", `{relax}`" if relax and not self.is_complete("relax") else ""
+        return (
+            f"{'; '.join(parts)}. Continue with `{self.manifest['command']}`{more}, then pack with "
+            f"`{self.manifest['command']} --pack`."
+        )
 
     def selection(self):
         """The evaluated rows at the chosen rates (:func:`xrdnb.selection.select` with the selection rows).

@@ -179,6 +179,7 @@ def judge_headline_claims(
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    missing: str = "no gradient-descent rows",
 ) -> pd.DataFrame:
     """The four headline claims (:data:`HEADLINE_CLAIMS`) judged by :data:`HEADLINE_RULES`.
 
@@ -193,6 +194,9 @@ def judge_headline_claims(
         ``match``) for claim 4; None: claim 4 "not computed".
     n_bootstrap, confidence, seed
         as for :func:`judge_claims`.
+    missing
+        the evidence text of claims that cannot be judged because ``rows`` is None or empty
+        (e.g. why there are none).
 
     Returns
     -------
@@ -211,7 +215,7 @@ def judge_headline_claims(
                 statistic=math.nan,
                 lo=math.nan,
                 hi=math.nan,
-                evidence="no gradient-descent rows",
+                evidence=missing,
             )
             for k in ("1", "2", "3")
         ]
