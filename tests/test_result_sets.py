@@ -161,3 +161,44 @@ def test_chgnet_relaxations_of_the_same_copies_are_packed_and_counted(packed, tm
     assert loaded.relax_rows["match"].tolist() == [True, False]
     assert loaded.coverage_table().loc["relax", "cells"] == "1 of 2"
     assert load_result_set(folder / "run").relax_rows.empty  # a set packed without relaxations has none
+
+
+def test_the_front_page_judges_claims_only_on_a_complete_reference_run(packed, tmp_path):
+    import json
+    import shutil
+
+    from xrdnb.verdicts import glance_markdown, reference_at_a_glance
+
+    folder, _ = packed
+    table, run = reference_at_a_glance(folder / "run", n_bootstrap=50)
+    verdict = dict(zip(table["claim"].str[0], table["verdict"], strict=True))
+    assert verdict["1"] != "not computed"  # lattice 0.05 is a moderate level of this complete set
+    assert verdict["4"] == "not computed"  # no CHGNet rows packed
+    assert run.startswith("result set 'run'")
+    text = glance_markdown(table.assign(claim=table["claim"].str.replace("1.", "1 | a.", regex=False)), run)
+    assert text.startswith("| claim | tested here by | verdict |") and "1 \\| a." in text and "**not computed**" in text
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(folder / "run", unfinished)
+    manifest = json.loads((unfinished / MANIFEST).read_text())
+    manifest["coverage"]["evaluation"]["cells_done"] = 1  # as if one evaluated cell were still missing
+    (unfinished / MANIFEST).write_text(json.dumps(manifest))
+    table, _ = reference_at_a_glance(unfinished, n_bootstrap=50)
+    assert set(table["verdict"]) == {"not computed"}
+    assert table["tested by"].str.contains("unfinished").all()
+
+
+def test_the_book_build_writes_the_front_page_table_from_the_result_set(packed, tmp_path, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("build_book", root / "tools" / "build_book.py")
+    build_book = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_book)
+    monkeypatch.setattr(build_book, "STAGE", tmp_path)
+    folder, _ = packed
+    text = build_book.stage_at_a_glance(folder / "run")
+    assert (tmp_path / build_book.GLANCE).read_text() == text and text.startswith("| claim |")
+    assert "| **" in text and "result set 'run'" in text
+    assert "no claim is judged" in build_book.stage_at_a_glance(tmp_path / "missing")
+    assert "{include} at-a-glance.txt" in (root / "book" / "index.md").read_text()

@@ -19,6 +19,9 @@ Pipeline
 3. ``_build/stage/`` receives copies of ``_config.yml``, the (filtered) ``_toc.yml``,
    ``references.bib``, ``book/`` and every non-notebook file under ``notebooks/``
    (figures, data the chapters link to).
+   The front page's "reproduction at a glance" (``book/at-a-glance.txt`` in the stage, which
+   ``book/index.md`` includes) is computed from the shipped reference run, ``results/reference``:
+   each claim judged by its written rule (:func:`xrdnb.verdicts.reference_at_a_glance`).
 4. Each chapter is executed exactly once with papermill (kernel ``python3``, working
    directory = the repository's ``notebooks/`` folder, so relative paths behave as in
    JupyterLab, environment variable ``XRDNB_PROFILE`` set to the profile name). The
@@ -214,6 +217,29 @@ def stage_sources(toc: dict) -> None:
                 shutil.copytree(item, staged_nb / item.name, ignore=_ignore)
             else:
                 shutil.copy2(item, staged_nb / item.name)
+
+
+GLANCE = "book/at-a-glance.txt"
+"""The front page's "reproduction at a glance", written into the stage by :func:`stage_at_a_glance`."""
+REFERENCE = ROOT / "results" / "reference"
+
+
+def stage_at_a_glance(reference: Path = REFERENCE) -> str:
+    """Judge the paper's claims on the shipped reference run and write the table the front page includes.
+
+    Computed in every build (:func:`xrdnb.verdicts.reference_at_a_glance`), so the front page's
+    verdicts are those of the result set in this checkout, never typed in.
+    """
+    from xrdnb.verdicts import glance_markdown, reference_at_a_glance
+
+    if (reference / "manifest.json").is_file():
+        table, run = reference_at_a_glance(reference)
+        text = glance_markdown(table, run)
+    else:
+        text = f"No reference result set in this checkout (no {reference.name}/manifest.json): no claim is judged.\n"
+    (STAGE / GLANCE).parent.mkdir(parents=True, exist_ok=True)
+    (STAGE / GLANCE).write_text(text)
+    return text
 
 
 # --------------------------------------------------------------------------- execution
@@ -540,6 +566,7 @@ def main(argv=None) -> int:
 
     print(f"profile {args.profile!r}: {len(chapters)} chapter notebook(s)")
     stage_sources(toc)
+    stage_at_a_glance()
     os.environ["XRDNB_PROFILE"] = args.profile
     timeout = args.timeout if args.timeout > 0 else None
     failures: list[str] = []

@@ -45,6 +45,8 @@ __all__ = [
     "judge_claims",
     "judge_headline_claims",
     "at_a_glance",
+    "reference_at_a_glance",
+    "glance_markdown",
     "judge_by_stage",
     "verdict_table",
     "styled_verdicts",
@@ -276,7 +278,7 @@ def judge_headline_claims(
                 statistic=math.nan,
                 lo=math.nan,
                 hi=math.nan,
-                evidence="no CHGNet rows of the same copies",
+                evidence=missing if rows.empty else "no CHGNet rows of the same copies",
             )
         )
     else:
@@ -542,3 +544,37 @@ def styled_verdicts(table: pd.DataFrame, caption: str):
     return table.style.set_caption(caption).map(
         lambda v: f"background-color: {VERDICT_COLOURS.get(str(v).split(':')[0], '#ffffff')}"
     )
+
+
+def reference_at_a_glance(path, *, n_bootstrap: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, str]:
+    """:func:`at_a_glance` of a shipped result set (:func:`xrdnb.result_sets.load_result_set`) and its run line.
+
+    Claims are judged only on a complete evaluation stage (claim 4: a complete CHGNet stage);
+    until then they are "not computed", with how far the run got as the evidence.
+    """
+    from .result_sets import load_result_set
+
+    reference = load_result_set(path)
+    complete = reference.is_complete("evaluation")
+    selection = reference.selection() if complete else None
+    rows = selection.rows if selection is not None else None
+    relax = reference.relax_rows if reference.is_complete("relax") else None
+    progress = reference.progress().split(". ")[0]
+    headline = judge_headline_claims(
+        rows, relax, n_bootstrap=n_bootstrap, seed=seed, missing=f"the reference run is unfinished ({progress})"
+    )
+    judged = judge_claims(rows, n_bootstrap=n_bootstrap, seed=seed) if rows is not None else None
+    return at_a_glance(headline, judged), reference.describe()
+
+
+def glance_markdown(table: pd.DataFrame, run: str) -> str:
+    """:func:`at_a_glance` as a MyST pipe table followed by the line naming the run."""
+
+    def cell(text) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| claim | tested here by | verdict |", "| --- | --- | --- |"]
+    lines += [
+        f"| {cell(r['claim'])} | {cell(r['tested by'])} | **{cell(r['verdict'])}** |" for _, r in table.iterrows()
+    ]
+    return "\n".join(lines) + f"\n\nNumbers from the {cell(run)}.\n"
