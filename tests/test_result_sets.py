@@ -202,3 +202,25 @@ def test_the_book_build_writes_the_front_page_table_from_the_result_set(packed, 
     assert "| **" in text and "result set 'run'" in text
     assert "no claim is judged" in build_book.stage_at_a_glance(tmp_path / "missing")
     assert "{include} at-a-glance.txt" in (root / "book" / "index.md").read_text()
+
+
+def test_the_shipped_reference_set_reproduces_two_of_its_cells_exactly(tmp_path):
+    """The acceptance test of the reference run: its manifest's command, restricted to two cells, gives their rows."""
+    import shlex
+    from pathlib import Path
+
+    reference = load_result_set(Path(__file__).resolve().parent.parent / "results" / "reference")
+    evaluated = reference.evaluated()
+    if evaluated.empty:
+        pytest.skip(f"the shipped reference run has no evaluated cell yet: {reference.progress()}")
+    cheapest = evaluated.groupby("cell_id")["steps"].sum().nsmallest(2).index.tolist()  # the two quickest cells
+    command = shlex.split(reference.manifest["command"])
+    assert command[:2] == ["xrdnb", "sweep"] and "--results" in command
+    command[command.index("--results") + 1] = str(tmp_path)
+    out = run_xrdnb(*command[2:], "--quiet", "--only", *cheapest)
+    assert out.returncode == 0, out.stderr
+    again = pd.concat([pd.read_csv(tmp_path / "cells" / f"{i}.csv") for i in cheapest])
+    columns = [c for c in again.columns if c != "seconds"]
+    key = ["cell_id", "copy"]
+    expected = evaluated[evaluated["cell_id"].isin(cheapest)][columns].sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(again[columns].sort_values(key).reset_index(drop=True), expected, check_dtype=False)
