@@ -244,6 +244,16 @@ def test_nested_step_and_its_errors():
         ls.subgrid(torch.zeros(5, 5, 5), 3)
 
 
+def test_nested_grids_are_the_largest_divisors():
+    assert ls.nested_grids(25) == [9, 13, 25] and ls.nested_grids(65) == [17, 33, 65]
+    assert ls.nested_grids(7) == [3, 7] and ls.nested_grids(33, 5) == [3, 5, 9, 17, 33] and ls.nested_grids(9, 1) == [9]
+    for n in ls.nested_grids(101, 6):
+        assert ls.nested_step(101, n) >= 1
+    for bad in ((16, 3), (1, 3), (9, 0)):
+        with pytest.raises(ValueError):
+            ls.nested_grids(*bad)
+
+
 def test_subgrid_is_the_coarse_grid_of_the_same_slice():
     centre = torch.tensor([4.7887, 4.7887, 2.8022, 90.0, 90.0, 120.0], dtype=torch.float64)
     fine = [ls.parameter_axis(centre, p, 33) for p in ("a", "gamma")]

@@ -209,10 +209,18 @@ def test_resolution_table_and_convergence_summary():
     basin = lt.convergence_display(summary, "basin fraction", losses=("cosine", "mse"))
     assert basin.iloc[0, 0] == f"{cos['basin fraction']:.2f}"
     counts = lt.convergence_counts(summary, losses=("cosine", "mse"))
-    assert counts.loc["cosine"].tolist() == [1, 1, 1, 0.0] and counts.loc["MSE", "minima converged"] == 0
+    assert counts.loc["cosine"].tolist() == [1, 1, 1, 2.0, 0.0] and counts.loc["MSE", "minima converged"] == 0
+    assert math.isnan(counts.loc["MSE", "median converged minima"])
     wide = lt.resolution_pivot(table, losses=("cosine", "mse"))
     assert list(wide.columns) == [("cosine", 5), ("cosine", 9), ("cosine", 17), ("MSE", 5), ("MSE", 9), ("MSE", 17)]
     assert wide.loc[("U2Ti", "hexagonal"), ("cosine", 9)] == 2
+
+
+def test_resolution_table_of_single_channel_slices_names_the_similarity():
+    sl = _wells_and_noise()["U2Ti"].grid
+    single = {"x": lt.Landscape("U2Ti", "U2Ti", "hexagonal", Slice(sl.names, sl.x, sl.y, sl.channel("cosine"), CENTER))}
+    table = lt.resolution_table(single, [9, 17], losses=("cosine",))
+    assert table["loss"].tolist() == ["cosine", "cosine"] and table["minima"].tolist() == [2, 2]
 
 
 def test_convergence_needs_nested_grids_and_two_of_them():
@@ -226,3 +234,23 @@ def test_convergence_needs_nested_grids_and_two_of_them():
         lt.convergence_summary(one)
     with pytest.raises(ValueError, match="measure"):
         lt.convergence_display(lt.convergence_summary(lt.resolution_table(lands, [9, 17], ("cosine",))), "density")
+
+
+def test_energy_resolution_table_puts_the_energy_beside_the_cosine():
+    from xrdnb import relax_tables as rt
+
+    x = torch.linspace(-1, 1, 13, dtype=torch.float64)
+    X, Y = torch.meshgrid(x, x, indexing="ij")
+    axes = torch.linspace(3.2, 4.8, 13, dtype=torch.float64), torch.linspace(4.8, 7.2, 13, dtype=torch.float64)
+    energy = Slice(("a", "c"), *axes, -3.0 + (X - 1 / 3) ** 2 + Y**2, CENTER)  # eV/atom; minimum two steps off centre
+    cosine = Slice(("a", "c"), *axes, torch.cos(6 * X) * torch.cos(6 * Y), CENTER)
+    truths = pd.DataFrame({"structure": ["U2Ti"], "relaxed_a": [float(axes[0][8])], "relaxed_c": [6.0]})
+    table = rt.energy_resolution_table({("U2Ti", "a", "c"): (energy, cosine)}, truths, [5, 7, 13])
+    assert table.columns.tolist() == ["structure", "axis", "loss", "grid", *lt.RESOLUTION_COLUMNS]
+    assert table["loss"].tolist() == [rt.ENERGY_LOSS] * 3 + ["cosine"] * 3
+    energy_rows = table[table.loss == rt.ENERGY_LOSS]
+    assert energy_rows["minima"].tolist() == [1, 1, 1] and energy_rows["basin fraction"].tolist() == [1.0] * 3
+    summary = lt.convergence_summary(table, index=["structure", "axis", "loss"])
+    assert summary["minima converged"].tolist()[0] and summary["basin fraction converged"].tolist()[0]
+    text = lt.convergence_display(summary, index=["structure", "axis"], losses=[rt.ENERGY_LOSS, "cosine"])
+    assert text.columns.tolist() == ["CHGNet energy", "cosine"] and text.iloc[0, 0] == "1"

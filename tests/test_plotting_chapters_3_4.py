@@ -238,3 +238,6 @@ def test_minima_by_resolution_one_panel_per_loss_one_line_per_landscape():
     assert guide.get_ydata().tolist() == pytest.approx([60 * (9 / 33) ** 2, 60 * (17 / 33) ** 2, 60])
     assert panels[0].get_xscale() == "log" and panels[0].get_yscale() == "log"
     assert [t.get_text() for t in fig.legends[0].get_texts()][:2] == ["Au2S a–c", "SrTe a–c"]
+    assert [ax.get_xlabel() for ax in panels] == ["grid points per axis"] * 2
+    three = plotting.minima_by_resolution(pd.DataFrame(rows + [r | {"loss": "entropy"} for r in rows[:3]]))
+    assert [ax.get_xlabel() != "" for ax in _visible(three)] == [False, True, True]  # under the lowest of each column

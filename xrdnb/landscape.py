@@ -95,6 +95,7 @@ __all__ = [
     "Roughness",
     "roughness",
     "nested_step",
+    "nested_grids",
     "subgrid",
     "axis_step",
     "DENSITY_UNIT",
@@ -848,6 +849,23 @@ def nested_step(n_fine: int, n: int) -> int:
     return (n_fine - 1) // (n - 1)
 
 
+def nested_grids(n: int, count: int = 3) -> list[int]:
+    """The ``count`` largest grid sizes nested in an ``n``-point grid (:func:`nested_step`), ``n`` included.
+
+    Ordered coarse to fine; fewer when ``n`` has fewer (a 15-point grid nests only 3 and 15).
+
+    Examples
+    --------
+    >>> nested_grids(21), nested_grids(41), nested_grids(101), nested_grids(15, 4)
+    ([5, 11, 21], [11, 21, 41], [21, 51, 101], [3, 15])
+    """
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    nested_step(n, n)  # validates n
+    sizes = [m for m in range(3, n + 1, 2) if (n - 1) % (m - 1) == 0]
+    return sizes[-count:]
+
+
 def subgrid(loss: torch.Tensor, n: int) -> torch.Tensor:
     """The ``n``-point nested subgrid of a 1-D or 2-D grid: every ``s``-th point along each axis.
 
@@ -879,7 +897,7 @@ def axis_step(axis: torch.Tensor, center: torch.Tensor, name: str | int) -> floa
     Parameters
     ----------
     axis
-        ``(n,)`` values of the parameter (Å or degrees), e.g. :attr:`Slice.x`.
+        ``(n,)`` values of the parameter (Å or degrees), e.g. ``Slice.x``.
     center
         ``(6,)`` the lattice the slice goes through.
     name

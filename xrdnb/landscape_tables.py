@@ -36,6 +36,7 @@ from .crystal import crystal_from_structure
 from .landscape import (
     ANGLE_SPAN,
     CONVERGENCE_TOLERANCE,
+    DENSITY_UNIT,
     LENGTH_SPAN,
     Cut,
     Slice,
@@ -77,6 +78,7 @@ __all__ = [
     "convergence_summary",
     "convergence_display",
     "convergence_counts",
+    "CONVERGENCE_CAPTION",
     "relative_axis",
     "end_points_on_slice",
     "overlay_table",
@@ -324,16 +326,18 @@ def resolution_table(
 
     Each grid of ``grids`` (points per axis) must nest in the landscapes' own grid
     (:func:`xrdnb.landscape.nested_step`), which is usually the finest of them: the coarse grids are
-    subsamples and cost nothing. Columns: ``structure``, ``family``, ``axis``, ``loss``, ``grid``,
-    and :data:`RESOLUTION_COLUMNS`; rows coarse to fine within each landscape and loss.
+    subsamples and cost nothing. A single-channel grid (e.g. of :func:`pair_slices`) is taken as the
+    similarity ``losses[0]``. Columns: ``structure``, ``family``, ``axis``, ``loss``, ``grid``, and
+    :data:`RESOLUTION_COLUMNS`; rows coarse to fine within each landscape and loss.
     """
     out = []
     for item in landscapes.values():
         grid = item.grid
         axis = grid.label if isinstance(grid, Cut) else slice_label(grid.names)
-        for loss in losses:
+        channels = {loss: grid.channel(loss) for loss in losses} if grid.channels else {losses[0]: grid.values}
+        for loss, values in channels.items():
             head = {"structure": item.formula, "family": item.family, "axis": axis, "loss": loss}
-            out += [head | row for row in resolution_rows(grid, -grid.channel(loss), grid.center_index, grids)]
+            out += [head | row for row in resolution_rows(grid, -values, grid.center_index, grids)]
     return pd.DataFrame(out)
 
 
@@ -383,6 +387,20 @@ def convergence_summary(
     return pd.DataFrame(out)
 
 
+CONVERGENCE_CAPTION = {
+    "minima": (
+        f"the count on the finest grid where the two finest agree within {100 * CONVERGENCE_TOLERANCE:g} %; "
+        f"else ρ, the minima per {DENSITY_UNIT:g} % (or {DENSITY_UNIT:g}°) along each axis on the finest grid, "
+        "and p, the exponent of the count's growth with the grid points per axis (0: resolved; while the count grows "
+        "with the grid, the dimension: 2 on a slice, 1 on a cut)"
+    ),
+    "basin fraction": (
+        f"the fraction on the finest grid where the two finest agree within {100 * CONVERGENCE_TOLERANCE:g} %; else —"
+    ),
+}
+"""Caption text of each :func:`convergence_display` table: what its cells mean."""
+
+
 def convergence_display(
     summary: pd.DataFrame,
     measure: str = "minima",
@@ -415,8 +433,9 @@ def convergence_display(
 def convergence_counts(summary: pd.DataFrame, losses: Sequence[str] = LOSS_NAMES) -> pd.DataFrame:
     """How many landscapes of :func:`convergence_summary` converged, per loss (rows, display names).
 
-    Columns: ``landscapes``, ``minima converged`` and ``basin fraction converged`` (counts), and the
-    ``median growth exponent`` of the minima count.
+    Columns: ``landscapes``, ``minima converged`` and ``basin fraction converged`` (counts), the
+    ``median converged minima`` (over the landscapes whose count converged; NaN if none) and the
+    ``median growth exponent`` of the minima count (over all).
     """
     out = []
     for loss in losses:
@@ -425,6 +444,7 @@ def convergence_counts(summary: pd.DataFrame, losses: Sequence[str] = LOSS_NAMES
             {"loss": run_label(loss, False), "landscapes": len(part)}
             | {"minima converged": int(part["minima converged"].sum())}
             | {"basin fraction converged": int(part["basin fraction converged"].sum())}
+            | {"median converged minima": float(part["minima"].median())}
             | {"median growth exponent": float(part["growth exponent"].median())}
         )
     return pd.DataFrame(out).set_index("loss")

@@ -290,9 +290,11 @@ def minima_by_resolution(table, losses=None, *, ncols: int = 2, label=None):
         ax.set_xticks(grids, [f"{g:.0f}" for g in grids])
         ax.minorticks_off()
         ax.set_title(label(loss), fontsize=8)
-    for ax in axes.flat[len(losses) :]:
-        ax.set_visible(False)
-    fig.supxlabel("grid points per axis", fontsize=9)
+    for k, ax in enumerate(axes.flat):
+        ax.set_visible(k < len(losses))
+        if k + ncols >= len(losses):  # the lowest panel of its column: the x label goes there, above the legend
+            ax.set_xlabel("grid points per axis", fontsize=8)
+            ax.xaxis.set_tick_params(labelbottom=True)
     fig.supylabel("strict local minima (interior)", fontsize=9)
-    _legend_below(fig, axes.flat[:1])
+    _legend_below(fig, axes.flat[:1], ncol=4)
     return fig
