@@ -64,11 +64,32 @@ def test_one_dimensional_cosine_count():
 def test_nan_and_plateau_handling():
     loss = torch.tensor([2.0, float("nan"), 1.0, 1.0, 3.0, 0.5])
     mask = ls.strict_local_minima(loss, edge=True)
-    assert mask.tolist() == [True, False, False, False, False, True]  # the plateau is not strict
-    assert not ls.strict_local_minima(loss).any()  # both are edge points
+    assert mask.tolist() == [True, False, True, False, False, True]  # the plateau 2-3 is one minimum, at 2
+    assert ls.strict_local_minima(loss).tolist() == [False, False, True, False, False, False]  # 0 and 5: edge
     dest = ls.descent_destinations(loss)
     assert dest.tolist() == [0, 2, 2, 3, 5, 5]  # NaN moves to a finite neighbour; a plateau stops descent
     assert ls.basin_fraction(loss, 5) == pytest.approx(2 / 5)  # of the 5 finite points, 4 and 5 end at 5
+    assert ls.basin_fraction(loss, 3) == pytest.approx(2 / 5)  # 2 and 3 end on the same plateau
+    assert ls.plateau_labels(loss).tolist() == [0, 1, 2, 2, 4, 5]
+    # a plateau on a slope is not a minimum, nor one that touches the edge
+    assert not ls.strict_local_minima(torch.tensor([3.0, 2.0, 2.0, 1.0, 4.0])).tolist()[1]
+    assert not ls.strict_local_minima(torch.tensor([1.0, 1.0, 2.0, 3.0])).any()
+
+
+def test_mirror_images_across_the_diagonal_are_one_minimum():
+    """The a–b slice of a cubic cell is symmetric under a ↔ b: a minimum between grid points off the diagonal
+    lands on two mirror-image points that are diagonal neighbours with exactly the same loss."""
+    x = torch.linspace(-1, 1, 13, dtype=torch.float64)
+    X, Y = torch.meshgrid(x, x, indexing="ij")
+    u, v = (X + Y) / 2, (X - Y) / 2  # along and across the diagonal
+    loss = (u - 1 / 12) ** 2 + 4 * (v.abs() - 1 / 12) ** 2  # minima at (i, j) = (7, 6) and (6, 7), tied
+    assert loss[7, 6] == loss[6, 7] == loss.min()
+    mask = ls.strict_local_minima(loss)
+    assert torch.nonzero(mask).tolist() == [[6, 7]]  # one minimum, at the plateau's first point
+    labels = ls.plateau_labels(loss)
+    assert labels[7, 6] == labels[6, 7] == 6 * 13 + 7
+    assert ls.basin_fraction(loss, (6, 6)) == 1.0  # every descent ends on the pair
+    assert ls.roughness(loss, (6, 6)) == ls.Roughness(1, 1.0, 169)
 
 
 def test_descent_follows_the_steepest_neighbour():

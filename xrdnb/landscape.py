@@ -29,7 +29,9 @@ metrics, the energy for CHGNet), on a grid with the ground truth at a known grid
 * the number of **strict local minima**: interior grid points whose loss is lower than that of
   every neighbour (8 neighbours on a 2-D grid, 2 on a 1-D cut). Points on the grid's edge are not
   counted: their neighbours lie on one side only, and a "minimum" there may just be the slice's
-  window cutting a slope that goes on downhill outside it;
+  window cutting a slope that goes on downhill outside it. A plateau of exactly equal values
+  lower than all points around it (e.g. two mirror images across the diagonal of the a–b slice
+  of a cubic cell) is one minimum (:func:`plateau_labels`);
 * the **basin fraction**: each grid point follows steepest descent on the grid (it moves to
   its lowest neighbour while that is strictly lower) until it stops at a local minimum; the
   basin fraction is the share of grid points that stop where the ground-truth point stops.
@@ -89,6 +91,7 @@ __all__ = [
     "lattice_cut",
     "project_onto_slice",
     "grid_index",
+    "plateau_labels",
     "strict_local_minima",
     "descent_destinations",
     "basin_fraction",
@@ -657,26 +660,71 @@ def _neighbour_shifts(ndim: int) -> list[tuple[int, ...]]:
     return [s for s in shifts if any(s)]
 
 
-def _padded_neighbours(loss: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, ...]]]:
-    """``(S, *shape)`` neighbour values (+∞ off the grid) and the ``S`` offsets."""
-    clean = torch.where(torch.isfinite(loss), loss, torch.full_like(loss, math.inf))
-    padded = torch.full(tuple(n + 2 for n in loss.shape), math.inf, dtype=clean.dtype, device=clean.device)
-    padded[tuple(slice(1, -1) for _ in loss.shape)] = clean
-    shifts = _neighbour_shifts(loss.ndim)
+def _neighbour_stack(values: torch.Tensor, fill: float | int) -> tuple[torch.Tensor, list[tuple[int, ...]]]:
+    """``(S, *shape)`` the value of each point's neighbour at each of the ``S`` offsets (``fill`` off the grid)."""
+    padded = torch.full(tuple(n + 2 for n in values.shape), fill, dtype=values.dtype, device=values.device)
+    padded[tuple(slice(1, -1) for _ in values.shape)] = values
+    shifts = _neighbour_shifts(values.ndim)
     views = []
     for s in shifts:
-        slices = tuple(slice(1 + d, 1 + d + n) for d, n in zip(s, loss.shape, strict=True))
+        slices = tuple(slice(1 + d, 1 + d + n) for d, n in zip(s, values.shape, strict=True))
         views.append(padded[slices])
     return torch.stack(views), shifts
+
+
+def _padded_neighbours(loss: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, ...]]]:
+    """``(S, *shape)`` neighbour values (+∞ off the grid and for non-finite values) and the ``S`` offsets."""
+    clean = torch.where(torch.isfinite(loss), loss, torch.full_like(loss, math.inf))
+    return _neighbour_stack(clean, math.inf)
+
+
+def plateau_labels(loss: torch.Tensor) -> torch.Tensor:
+    """Which plateau each point of a 1-D or 2-D grid belongs to: connected sets of exactly equal finite values.
+
+    Two neighbouring points (as in :func:`strict_local_minima`) with the same finite value are in
+    the same plateau; a point with no equal neighbour, or a non-finite one, is a plateau of its own.
+    Exact ties are not rare on a slice: the a–b slice of a cubic cell is symmetric under a ↔ b,
+    so two mirror-image points next to each other across the diagonal have the same loss.
+
+    Parameters
+    ----------
+    loss
+        ``(n,)`` or ``(n1, n2)`` loss values.
+
+    Returns
+    -------
+    Tensor
+        int64, same shape: the smallest flat (row-major) index of the point's plateau.
+
+    Examples
+    --------
+    >>> plateau_labels(torch.tensor([3.0, 1.0, 1.0, 2.0, 2.0, 2.0]))
+    tensor([0, 1, 1, 3, 3, 3])
+    """
+    if loss.ndim not in (1, 2):
+        raise ValueError(f"loss must be 1-D or 2-D, got shape {tuple(loss.shape)}")
+    neighbours, _ = _padded_neighbours(loss)
+    equal = (neighbours == loss[None]) & torch.isfinite(loss)[None]
+    labels = torch.arange(loss.numel(), device=loss.device).reshape(loss.shape)
+    none = loss.numel()
+    while True:  # spread the smallest label over each plateau, one neighbour per round
+        around, _ = _neighbour_stack(labels, none)
+        spread = torch.minimum(labels, torch.where(equal, around, none).amin(dim=0))
+        if torch.equal(spread, labels):
+            return labels
+        labels = spread
 
 
 def strict_local_minima(loss: torch.Tensor, *, edge: bool = False) -> torch.Tensor:
     """Boolean mask of the strict local minima of a 1-D or 2-D grid of loss values.
 
     A point is a strict local minimum when it is finite and lower than each of its
-    neighbours on the grid (2 in 1-D, 8 in 2-D). Non-finite values count as +∞. Only
-    interior points qualify unless ``edge`` is set: a point on the grid's edge has
-    neighbours on one side only, so its "minimum" may be the window cutting a slope.
+    neighbours on the grid (2 in 1-D, 8 in 2-D). A plateau of equal values
+    (:func:`plateau_labels`) that is lower than every point around it is one minimum, marked
+    at its first point (row-major). Non-finite values count as +∞. Only interior points
+    qualify unless ``edge`` is set: a point on the grid's edge has neighbours on one side
+    only, so its "minimum" may be the window cutting a slope (a plateau that touches the edge
+    does not count either).
 
     Parameters
     ----------
@@ -696,16 +744,23 @@ def strict_local_minima(loss: torch.Tensor, *, edge: bool = False) -> torch.Tens
     tensor([False,  True, False, False,  True, False, False])
     >>> strict_local_minima(torch.tensor([3.0, 1.0, 2.0, 2.0, 0.0, 5.0, 4.0]), edge=True)
     tensor([False,  True, False, False,  True, False,  True])
+    >>> strict_local_minima(torch.tensor([3.0, 1.0, 1.0, 2.0]))  # a plateau of two
+    tensor([False,  True, False, False])
     """
     if loss.ndim not in (1, 2):
         raise ValueError(f"loss must be 1-D or 2-D, got shape {tuple(loss.shape)}")
     neighbours, _ = _padded_neighbours(loss)
-    mask = torch.isfinite(loss) & (loss[None] < neighbours).all(dim=0)
+    lowest = torch.isfinite(loss) & (loss[None] <= neighbours).all(dim=0)  # no neighbour is lower
+    labels = plateau_labels(loss).flatten()
+    disqualified = ~lowest
     if not edge:
-        interior = torch.zeros_like(mask)
+        interior = torch.zeros_like(lowest)
         interior[tuple(slice(1, -1) for _ in loss.shape)] = True
-        mask &= interior
-    return mask
+        disqualified |= ~interior
+    bad = torch.zeros(loss.numel(), dtype=torch.bool, device=loss.device)
+    bad[labels[disqualified.flatten()]] = True  # a plateau with any member that has a lower neighbour (or on the edge)
+    first = labels == torch.arange(loss.numel(), device=loss.device)
+    return (first & ~bad[labels]).reshape(loss.shape)
 
 
 def descent_destinations(loss: torch.Tensor) -> torch.Tensor:
@@ -750,6 +805,9 @@ def descent_destinations(loss: torch.Tensor) -> torch.Tensor:
 def basin_fraction(loss: torch.Tensor, start: int | Sequence[int]) -> float:
     """Share of the finite grid points whose steepest descent ends where that from ``start`` ends.
 
+    Descent stops on the first point of a flat minimum it reaches; all points of one plateau
+    (:func:`plateau_labels`) count as the same end.
+
     Parameters
     ----------
     loss
@@ -763,7 +821,7 @@ def basin_fraction(loss: torch.Tensor, start: int | Sequence[int]) -> float:
     float
         in [0, 1]; 1 when every point descends into the reference point's basin.
     """
-    dest = descent_destinations(loss)
+    dest = plateau_labels(loss).flatten()[descent_destinations(loss)]  # a flat minimum is one destination
     index = (start,) if isinstance(start, int) else tuple(start)
     finite = torch.isfinite(loss)
     same = (dest == dest[index]) & finite
