@@ -25,6 +25,8 @@ __all__ = [
     "constrained_table",
     "energy_landscapes",
     "roughness_contrast",
+    "ENERGY_LOSS",
+    "energy_resolution_table",
     "summary_lines",
 ]
 
@@ -328,6 +330,37 @@ def roughness_contrast(landscapes: dict, truths: pd.DataFrame) -> pd.DataFrame:
                 "energy minimum − relaxed lattice (grid steps)": max(abs(mi - ri), abs(mj - rj)),
             }
         )
+    return pd.DataFrame(out)
+
+
+ENERGY_LOSS = "CHGNet energy"
+"""The ``loss`` name of an energy slice in :func:`energy_resolution_table` (beside ``"cosine"``)."""
+
+
+def energy_resolution_table(landscapes: dict, truths: pd.DataFrame, grids: Sequence[int]) -> pd.DataFrame:
+    """The roughness of each energy slice and its cosine slice on nested grids, as in chapter 3.
+
+    Rows of :func:`xrdnb.landscape_tables.resolution_rows` per case, loss (:data:`ENERGY_LOSS`: the
+    energy in eV/atom; ``"cosine"``: −cos) and grid of ``grids`` (each nested in the slices' grid,
+    :func:`xrdnb.landscape.nested_step`), coarse to fine. The energy basin is that of the grid point
+    nearest CHGNet's relaxed lattice (``relaxed_<p>`` of ``truths``), the cosine basin that of the
+    ground truth, as in :func:`roughness_contrast`. Columns: ``structure``, ``axis``, ``loss``, ``grid``
+    and :data:`xrdnb.landscape_tables.RESOLUTION_COLUMNS`.
+    """
+    from . import landscape as ls
+    from .landscape_tables import resolution_rows, slice_label
+
+    relaxed = truths.set_index("structure")
+    out = []
+    for (name, p1, p2), (energy, cosine) in landscapes.items():
+        start = tuple(
+            ls.grid_index(axis, float(relaxed.loc[name, f"relaxed_{p}"]))
+            for axis, p in ((energy.x, p1), (energy.y, p2))
+        )
+        losses = ((ENERGY_LOSS, energy, energy.values, start), ("cosine", cosine, -cosine.values, cosine.center_index))
+        for loss, grid, values, ref in losses:
+            head = {"structure": name, "axis": slice_label((p1, p2)), "loss": loss}
+            out += [head | row for row in resolution_rows(grid, values, ref, grids)]
     return pd.DataFrame(out)
 
 
