@@ -872,7 +872,7 @@ def roughness(loss: torch.Tensor, start: int | Sequence[int]) -> Roughness:
 # --------------------------------------------------------------------------- resolution and convergence
 
 DENSITY_UNIT = 10.0
-"""Side of the unit of a minima density: 10 % of a length or 10° of an angle (a choice).
+"""Side of the unit of a minima density, 10 % of a length or 10° of an angle (a choice).
 
 A density is minima per 10 % × 10 % of a length–length slice (10 % × 10° with an angle,
 10° × 10° for two angles), or per 10 % (10°) of a 1-D cut; the ±20 % slice is 4 × 4 units."""
