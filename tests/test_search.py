@@ -20,6 +20,7 @@ METHODS = {  # hyper-parameters for light (3 %) distortions
     "width_annealing": {},
     "differential_evolution": {"population": 5, "length_span": 0.1, "angle_span": 5.0},
     "basin_hopping": {},
+    "hybrid": {"weight": 0.5},  # CHGNet energy per atom (eV) beside −cos
 }
 
 
@@ -39,7 +40,9 @@ def test_every_search_recovers_a_lightly_distorted_structure_within_its_budget(u
     result = getattr(search, method)(start, target, config, budget, seed=0, **METHODS[method])
     assert result.method == method and result.crystal.batch_size == 2
     assert (result.evaluations <= budget).all() and (result.evaluations > 0).all()
-    assert (result.energy_evaluations == 0).all()
+    assert (
+        (result.energy_evaluations == result.evaluations) if method == "hybrid" else (result.energy_evaluations == 0)
+    ).all()
     before = evaluate_copies(start, truth)
     after = evaluate_copies(result.crystal, truth)
     assert (before["max_length_error_rel"] > 0.01).all()  # the start is not recovered ...
@@ -95,3 +98,46 @@ def test_an_invalid_lattice_has_an_infinite_loss(u2ti):
     bad = truth.repeat(2).with_lattice(torch.tensor([[3.0, 3.0, 3.0, 90, 90, 90], [-1.0, 3.0, 3.0, 90, 90, 120]]))
     losses = search.pattern_losses(bad, target, config.__class__(loss="cosine"))
     assert math.isfinite(losses[0]) and losses[1] == math.inf
+
+
+def test_the_hybrid_at_weight_zero_is_plain_gradient_descent(u2ti):
+    _, start, target, config = u2ti
+    end, loss, steps = search.descend(start, target, config, 40)
+    result = search.hybrid(start, target, config, 40, weight=0.0, energy=lambda crystal: pytest.fail("no energy"))
+    assert torch.equal(result.crystal.lattice, end.lattice) and torch.equal(result.evaluations, steps)
+    assert (result.energy_evaluations == 0).all()
+
+
+def test_the_hybrid_follows_the_energy_gradient_and_counts_its_calls(u2ti):
+    truth, start, target, config = u2ti
+    free = GDConfig(lr=5e-3, patience=40, tol=1e-6)  # unconstrained: the energy must pull the cell back
+
+    def bowl(crystal):  # an energy whose minimum is the ground truth, with its exact gradient
+        offset = crystal.lattice.double() - truth.lattice.double()
+        return (offset**2).sum(-1), 2 * offset
+
+    result = search.hybrid(start, target, free, 120, weight=1.0, energy=bowl)
+    assert torch.equal(result.energy_evaluations, result.evaluations)  # one energy call per step and copy
+    plain = search.descend(start, target, free, 120)[0]
+    error = (result.crystal.lattice - truth.lattice).abs().max()
+    assert error < (plain.lattice - truth.lattice).abs().max()
+    with pytest.raises(ValueError, match="weight must be >= 0"):
+        search.hybrid(start, target, free, 10, weight=-1.0)
+
+
+def test_chgnet_energy_gradients_agree_with_finite_differences():
+    from xrdnb.relax import chgnet_energies, energy_gradients
+
+    truth = xrdnb.crystal_from_structure(load_structure("BPO4")).to(dtype=torch.float64)
+    lattice = truth.lattice.clone()
+    lattice[0, 0] *= 1.03
+    lattice[0, 4] += 2.0  # strained and sheared, so no component vanishes by symmetry
+    crystal = truth.with_lattice(lattice)
+    energy, gradient = energy_gradients(crystal)
+    assert energy.shape == (1,) and gradient.shape == (1, 6)
+    for k, h in enumerate([1e-3] * 3 + [0.05] * 3):  # Å, then degrees
+        up, down = lattice.clone(), lattice.clone()
+        up[0, k] += h
+        down[0, k] -= h
+        pair = chgnet_energies(truth.repeat(2).with_lattice(torch.cat([up, down])).to_structures())
+        assert float(gradient[0, k]) == pytest.approx((pair[0] - pair[1]) / (2 * h), abs=2e-3, rel=0.05)

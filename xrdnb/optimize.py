@@ -438,13 +438,20 @@ def _record(state: GDState, group: GDGroup) -> None:
 
 
 def gd_step(
-    state: GDState, target: torch.Tensor | None = None, config: GDConfig | None = None, loss_fn=None
+    state: GDState,
+    target: torch.Tensor | None = None,
+    config: GDConfig | None = None,
+    loss_fn=None,
+    penalty: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> GDState:
     """One update of every running copy (in place on ``state``, which is also returned).
 
     ``target`` and ``config`` are those the state was made with (they are kept in
     ``state.groups``, so they may be omitted); ``loss_fn`` replaces the loss of a
-    one-group state for this step.
+    one-group state for this step. ``penalty(params, index)`` adds a term ``(n,)`` to the
+    loss of the running copies ``index`` ``(n,)`` at their parameters ``params`` (which
+    carry the gradient), e.g. a weighted energy (:func:`xrdnb.search.hybrid`); the stopping
+    rule then watches the sum.
     """
     index = torch.nonzero(state.active).flatten()
     if len(index) == 0:
@@ -454,6 +461,8 @@ def gd_step(
     mode = state.mode
     params = state.params[index].clone().requires_grad_(True)
     loss = _losses(state, index, params, None if loss_fn is None else [loss_fn])
+    if penalty is not None:
+        loss = loss + penalty(params, index)
     (grad,) = torch.autograd.grad(loss.sum(), params)
     state.step += 1
     with torch.no_grad():

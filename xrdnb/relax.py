@@ -55,7 +55,12 @@ __all__ = [
     "lattice_errors",
     "chgnet_energies",
     "energy_fn",
+    "energy_gradients",
+    "EV_PER_A3_PER_GPA",
 ]
+
+EV_PER_A3_PER_GPA = 1.0 / 160.21766208
+"""1 GPa in eV/Å³ (CHGNet predicts stresses in GPa)."""
 
 FMAX = 0.02
 """Force threshold of the relaxations, eV/Å (SI §1.4)."""
@@ -469,3 +474,43 @@ def energy_fn(
         return torch.as_tensor(values, dtype=torch.float64)
 
     return value_fn
+
+
+def energy_gradients(
+    crystal: Crystal, *, device: str | torch.device | None = "cpu", batch_size: int = 64, model=None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""CHGNet energies per atom ``(B,)`` (eV) and their gradients ``(B, 6)`` in the six lattice parameters.
+
+    The gradient comes from CHGNet's stress σ (one prediction per copy, not finite
+    differences). A change :math:`dp` of the parameters changes the metric tensor by
+    :math:`dG = (\partial G/\partial p)\,dp` (:func:`xrdnb.lattice.metric_tensor`, which
+    does not depend on how the cell is oriented), i.e. strains the cell by the symmetric
+    :math:`\varepsilon = \tfrac12 L^{-1}\,dG\,L^{-\mathsf T}` (rows of :math:`L` the lattice
+    vectors of the structure CHGNet saw), and the energy per atom by
+    :math:`dE = (V/N)\,\sigma:\varepsilon`. Units: eV/atom per Å for the lengths and per
+    degree for the angles; float64 CPU tensors. The fractional coordinates are held fixed
+    (lattice mode).
+    """
+    from .lattice import metric_tensor
+
+    structures = crystal.to_structures()
+    model = load_model(device) if model is None else model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        predictions = model.predict_structure(structures, task="efs", batch_size=batch_size)
+    if isinstance(predictions, dict):
+        predictions = [predictions]
+    params = crystal.lattice.detach().to(dtype=torch.float64, device="cpu").requires_grad_(True)
+    metric = metric_tensor(params)  # (B, 3, 3)
+    jacobian = torch.stack(
+        [torch.autograd.grad(metric[:, i, j].sum(), params, retain_graph=True)[0] for i in range(3) for j in range(3)],
+        dim=1,
+    ).reshape(len(params), 3, 3, 6)  # dG_ij / dp_k, copies independent
+    energies, gradients = [], []
+    for structure, prediction, dg in zip(structures, predictions, jacobian.numpy(), strict=True):
+        inverse = np.linalg.inv(structure.lattice.matrix)
+        sigma = np.asarray(prediction["s"], dtype=np.float64) * EV_PER_A3_PER_GPA
+        strain = 0.5 * np.einsum("ai,ijk,bj->abk", inverse, dg, inverse)  # (3, 3, 6)
+        gradients.append(structure.volume / len(structure) * np.einsum("ab,abk->k", sigma, strain))
+        energies.append(float(prediction["e"]))
+    return torch.tensor(energies, dtype=torch.float64), torch.tensor(np.array(gradients), dtype=torch.float64)

@@ -31,6 +31,9 @@ Methods (:data:`METHODS`):
   Storn & Price 1997) on the six lattice parameters within a box around the start, its best
   point then polished by GD with the rest of the budget (GALLOP's pairing of a global
   population with local gradient steps).
+* :func:`hybrid` — GD on the XRD loss plus ``weight`` × the CHGNet energy per atom, the
+  "diffraction fidelity with physical-energy guidance" the paper suggests; at weight 0 it is
+  plain GD.
 * :func:`basin_hopping` — Monte Carlo over GD minima (Wales & Doye 1997): perturb the current
   minimum, descend, accept by the Metropolis rule, keep the best. SciPy's ``basinhopping``
   runs one walker at a time; this one moves every copy's walker in one batch.
@@ -77,9 +80,10 @@ __all__ = [
     "width_annealing",
     "differential_evolution",
     "basin_hopping",
+    "hybrid",
 ]
 
-METHODS = ("gradient_descent", "multistart", "width_annealing", "differential_evolution", "basin_hopping")
+METHODS = ("gradient_descent", "multistart", "width_annealing", "differential_evolution", "basin_hopping", "hybrid")
 """The searches of chapter 8, by the names the comparison tables use."""
 
 
@@ -150,17 +154,18 @@ def gaussian_broadening(pattern: torch.Tensor, fwhm: float, step: float) -> torc
     return torch.nn.functional.conv1d(pattern.unsqueeze(1), kernel, padding=half).squeeze(1)
 
 
-def descend(start: Crystal, target: torch.Tensor, config: GDConfig, steps: int, loss_fn=None):
+def descend(start: Crystal, target: torch.Tensor, config: GDConfig, steps: int, loss_fn=None, penalty=None):
     """GD of every copy for at most ``steps`` updates: ``(end crystal, loss (B,), steps used (B,))``.
 
     ``loss_fn(pattern, target)`` replaces the loss of ``config`` for the updates (e.g. on
-    broadened patterns); the returned loss is always ``config``'s at the SI's widths.
+    broadened patterns) and ``penalty`` adds a term (:func:`xrdnb.optimize.gd_step`); the
+    returned loss is always ``config``'s alone, at the SI's widths.
     """
     state = init_state(
         start, target.to(dtype=start.dtype, device=start.device), replace(config, max_steps=steps, record_every=0)
     )
     while bool(state.active.any()) and state.step < steps:
-        gd_step(state, loss_fn=loss_fn)
+        gd_step(state, loss_fn=loss_fn, penalty=penalty)
     end = state.crystal.detach()
     return end, pattern_losses(end, target, config), state.steps.clone()
 
@@ -359,3 +364,45 @@ def basin_hopping(
         )
         best, best_loss = _best([best, trial], [best_loss, trial_loss])
     return _result(best, best_loss, used, "basin_hopping")
+
+
+def hybrid(
+    start: Crystal,
+    target: torch.Tensor,
+    config: GDConfig,
+    budget: int,
+    *,
+    weight: float = 0.1,
+    energy=None,
+    seed: int = 0,
+) -> SearchResult:
+    """GD on ``loss + weight · E/atom`` (eV), the energy from CHGNet with its stress gradient.
+
+    ``energy(crystal) -> (energies (B,), gradients (B, 6))`` defaults to
+    :func:`xrdnb.relax.energy_gradients` on the CPU; each step of each copy calls it once
+    (counted in :attr:`SearchResult.energy_evaluations`). At ``weight`` 0 no energy is
+    evaluated and the run is plain GD, step for step. ``seed`` is unused (deterministic).
+    """
+    if weight < 0:
+        raise ValueError(f"weight must be >= 0, got {weight}")
+    _check_budget(budget, 1, "hybrid")
+    if weight == 0:
+        end, loss, used = descend(start, target, config, budget)
+        return _result(end, loss, used, "hybrid")
+    if energy is None:
+        from .relax import energy_gradients as energy
+
+    calls = torch.zeros(start.batch_size, dtype=torch.int64)
+
+    def penalty(params, index):
+        crystal = start.select(index).with_lattice(params.detach())
+        values, gradients = energy(crystal)
+        calls[index.cpu()] += 1
+        values = values.to(dtype=params.dtype, device=params.device)
+        gradients = gradients.to(dtype=params.dtype, device=params.device)
+        # value E, gradient dE/dp: a linear surrogate around the current parameters
+        return weight * (values + ((params - params.detach()) * gradients).sum(-1))
+
+    end, loss, used = descend(start, target, config, budget, penalty=penalty)
+    result = _result(end, loss, used, "hybrid")
+    return replace(result, energy_evaluations=calls)
