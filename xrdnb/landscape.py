@@ -706,6 +706,8 @@ def plateau_labels(loss: torch.Tensor) -> torch.Tensor:
     neighbours, _ = _padded_neighbours(loss)
     equal = (neighbours == loss[None]) & torch.isfinite(loss)[None]
     labels = torch.arange(loss.numel(), device=loss.device).reshape(loss.shape)
+    if not bool(equal.any()):  # no ties: every point is its own plateau
+        return labels
     none = loss.numel()
     while True:  # spread the smallest label over each plateau, one neighbour per round
         around, _ = _neighbour_stack(labels, none)
