@@ -37,8 +37,10 @@ def u2ti():
 def test_every_search_recovers_a_lightly_distorted_structure_within_its_budget(u2ti, method):
     truth, start, target, config = u2ti
     budget = 240
+    if method == "hybrid":  # a CHGNet call per step: the harder copy alone, and the energy pulls it in quickly
+        start, budget = start.select([1]), 80
     result = getattr(search, method)(start, target, config, budget, seed=0, **METHODS[method])
-    assert result.method == method and result.crystal.batch_size == 2
+    assert result.method == method and result.crystal.batch_size == start.batch_size
     assert (result.evaluations <= budget).all() and (result.evaluations > 0).all()
     assert (
         (result.energy_evaluations == result.evaluations) if method == "hybrid" else (result.energy_evaluations == 0)
