@@ -1,0 +1,43 @@
+"""The comparison sweep of chapter 8: the study's copies, every method at equal budget, resumable."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xrdnb import search_sweep as ss
+from xrdnb import sweep as sw
+
+
+def test_a_search_cell_starts_from_the_sweeps_copies_and_names_its_settings():
+    cell = ss.SearchCell("U2Ti", 0.1, "multistart", True, n_copies=3, hyper=json.dumps({"restarts": 2}))
+    same = sw.prepare_cell(cell.sweep_cell())[2]
+    gd = sw.prepare_cell(sw.Cell("U2Ti", "lattice", 0.1, "mse", True, 1e-3, 0, n_copies=3))[2]
+    assert np.array_equal(same.lattice.numpy(), gd.lattice.numpy())  # loss and lr do not change the copies
+    other = ss.SearchCell("U2Ti", 0.1, "multistart", True, n_copies=3, hyper=json.dumps({"restarts": 3}))
+    assert cell.cell_id != other.cell_id and cell.cell_id.startswith("U2Ti_lat0.1_multistart_c_")
+    with pytest.raises(ValueError, match="unknown search method 'annealing'"):
+        ss.SearchCell("U2Ti", 0.1, "annealing", False)
+    assert ss.PROFILES["book"].hyper_of("hybrid") == ss.DEFAULT_HYPER["hybrid"]
+    assert ss.SearchSpec(("U2Ti",), (0.1,), ("hybrid",), hyper={"hybrid": {"weight": 2.0}}).hyper_of("hybrid") == {
+        "weight": 2.0
+    }
+
+
+def test_the_smoke_comparison_runs_resumes_and_tabulates(tmp_path):
+    spec = ss.PROFILES["smoke"]
+    rows = ss.run_search_sweep(spec, tmp_path, progress=False)
+    assert len(rows) == sum(c.n_copies for c in spec.cells())
+    assert (rows["evaluations"] <= rows["budget"]).all() and (rows["energy_evaluations"] == 0).all()
+    for column in ("match", "start_match", "max_length_error_rel", "final_a", "start_gamma", "final_loss", "seconds"):
+        assert column in rows, column
+    again = ss.run_search_sweep(spec, tmp_path, progress=False)  # finished cells are read back, not rerun
+    pd.testing.assert_frame_equal(again, rows)
+    table = ss.recovery_table(rows, n_bootstrap=50)
+    assert set(table["method"]) == set(spec.methods) and set(table["constrained"]) == {False, True}
+    assert ((table["match lo"] <= table["match (%)"]) & (table["match (%)"] <= table["match hi"])).all()
+    assert (table["evaluations"] <= spec.budget).all()
+    assert ss.recovery_table(pd.DataFrame()).empty
