@@ -41,3 +41,24 @@ def test_the_smoke_comparison_runs_resumes_and_tabulates(tmp_path):
     assert ((table["match lo"] <= table["match (%)"]) & (table["match (%)"] <= table["match hi"])).all()
     assert (table["evaluations"] <= spec.budget).all()
     assert ss.recovery_table(pd.DataFrame()).empty
+
+
+def test_the_chapter_figures_draw_every_method(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from xrdnb import landscape_tables as lt
+    from xrdnb import plotting
+
+    rows = ss.run_search_sweep(ss.PROFILES["smoke"], tmp_path, progress=False)
+    table = ss.recovery_table(rows, n_bootstrap=20)
+    fig = plotting.recovery_vs_cost(table)
+    assert len(fig.axes[0].texts) == len(table)  # one labelled point per method and constraint
+    landscape = lt.pair_slices("U2Ti", pairs=[("a", "c")], n=5)[("a", "c")]
+    by_method = {m: rows[rows.method == m] for m in ss.PROFILES["smoke"].methods}
+    fig = plotting.search_end_points(landscape, by_method, label="cosine similarity")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert titles == ["gradient descent", "multistart"]
+    plt.close("all")

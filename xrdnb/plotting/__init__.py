@@ -7,13 +7,14 @@ live in one module per subject and are all importable from here (``xrdnb.plottin
 
 from __future__ import annotations
 
-from . import correlations, descent, distortions, landscapes, primitives, representation
+from . import correlations, descent, distortions, landscapes, primitives, representation, search
 from .correlations import *  # noqa: F403
 from .descent import *  # noqa: F403
 from .distortions import *  # noqa: F403
 from .landscapes import *  # noqa: F403
 from .primitives import *  # noqa: F403
 from .representation import *  # noqa: F403
+from .search import *  # noqa: F403
 
 __all__ = [
     *correlations.__all__,
@@ -22,4 +23,5 @@ __all__ = [
     *descent.__all__,
     *representation.__all__,
     *distortions.__all__,
+    *search.__all__,
 ]
