@@ -443,13 +443,17 @@ def chgnet_energies(
     structures = list(structures)
     if not structures:
         return np.zeros(0)
+    predictions = _predict(structures, "e", device=device, batch_size=batch_size, model=model)
+    return np.array([float(p["e"]) for p in predictions], dtype=np.float64)
+
+
+def _predict(structures: list, task: str, *, device, batch_size: int, model) -> list[dict]:
+    """CHGNet's ``predict_structure`` on a list of structures: one dict per structure, warnings silenced."""
     model = load_model(device) if model is None else model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        predictions = model.predict_structure(structures, task="e", batch_size=batch_size)
-    if isinstance(predictions, dict):
-        predictions = [predictions]
-    return np.array([float(p["e"]) for p in predictions], dtype=np.float64)
+        predictions = model.predict_structure(structures, task=task, batch_size=batch_size)
+    return [predictions] if isinstance(predictions, dict) else list(predictions)
 
 
 def energy_fn(
@@ -494,12 +498,7 @@ def energy_gradients(
     from .lattice import metric_tensor
 
     structures = crystal.to_structures()
-    model = load_model(device) if model is None else model
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        predictions = model.predict_structure(structures, task="efs", batch_size=batch_size)
-    if isinstance(predictions, dict):
-        predictions = [predictions]
+    predictions = _predict(structures, "efs", device=device, batch_size=batch_size, model=model)
     params = crystal.lattice.detach().to(dtype=torch.float64, device="cpu").requires_grad_(True)
     metric = metric_tensor(params)  # (B, 3, 3)
     jacobian = torch.stack(

@@ -150,7 +150,7 @@ def _share_row(claim: str, values: np.ndarray, groups: np.ndarray, threshold: fl
         bootstrap_means(values, groups, n_bootstrap=options["n_bootstrap"], seed=options["seed"]), options["confidence"]
     )
     side = _side(lo - threshold, hi - threshold)
-    verdict = {"supports": "agrees", "contradicts": "disagrees", "consistent": "inconclusive"}.get(side, side)
+    verdict = _verdict(side)
     share = float(values.mean())
     return dict(
         claim=claim,
@@ -286,7 +286,7 @@ def judge_headline_claims(
         relax = relax_rows[(relax_rows["noise_type"] == "lattice") & ~relax_rows["constrained"].astype(bool)]
         diff, lo, hi, n = _paired_rates(gd, relax, options)
         side = _side(lo, hi) if n else "not computed"
-        verdict = {"supports": "agrees", "contradicts": "disagrees", "consistent": "inconclusive"}.get(side, side)
+        verdict = _verdict(side)
         out.append(
             dict(
                 claim="4",
@@ -358,6 +358,11 @@ def _side(lo: float, hi: float) -> str:
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return "not computed"
     return "supports" if lo > 0 else "contradicts" if hi < 0 else "consistent"
+
+
+def _verdict(side: str) -> str:
+    """The verdict of a claim decided by one interval (:func:`_side`)."""
+    return {"supports": "agrees", "contradicts": "disagrees", "consistent": "inconclusive"}.get(side, side)
 
 
 def _aggregate(sides: list[str]) -> str:
@@ -436,7 +441,7 @@ def judge_claims(
         rhos = np.array([spearmanr(levels, r).statistic for r in table[ok]]) if ok.any() else np.array([])
         lo, hi = _interval(rhos, confidence)
         side = _side(-hi, -lo)  # a negative ρ supports "falls"
-        verdict = {"supports": "agrees", "contradicts": "disagrees", "consistent": "inconclusive"}.get(side, side)
+        verdict = _verdict(side)
     else:
         rho, lo, hi, verdict = math.nan, math.nan, math.nan, "not computed"
     out.append(
