@@ -62,3 +62,14 @@ def test_the_chapter_figures_draw_every_method(tmp_path):
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
     assert titles == ["gradient descent", "multistart"]
     plt.close("all")
+
+
+def test_the_comparison_is_sized_from_a_measured_run(tmp_path):
+    rows = ss.run_search_sweep(ss.PROFILES["smoke"], tmp_path, progress=False)
+    size = ss.comparison_size(ss.PROFILES["paper"], rows).set_index("method")
+    paper = ss.PROFILES["paper"]
+    per_method = len(paper.structures) * len(paper.noise_levels) * len(paper.constrained)
+    assert size.loc["gradient_descent", "cells"] == per_method
+    assert size.loc["gradient_descent", "evaluations"] == per_method * paper.n_copies * paper.budget
+    assert size.loc["gradient_descent", "CPU hours"] > 0 and np.isnan(size.loc["hybrid", "CPU hours"])  # not measured
+    assert size.loc["all", "cells"] == len(paper.cells())

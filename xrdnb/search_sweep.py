@@ -47,6 +47,7 @@ __all__ = [
     "run_search_sweep",
     "load_search_results",
     "recovery_table",
+    "comparison_size",
 ]
 
 DEFAULT_HYPER: dict[str, dict[str, Any]] = {
@@ -365,3 +366,36 @@ def recovery_table(rows: pd.DataFrame, *, n_bootstrap: int = 1000, confidence: f
         line["seconds per copy"] = (part.groupby("cell_id")["seconds"].first() / part.groupby("cell_id").size()).mean()
         lines.append(line)
     return pd.DataFrame(lines)
+
+
+def comparison_size(spec: SearchSpec, measured: pd.DataFrame) -> pd.DataFrame:
+    """What ``spec`` will cost, per method, at the wall time per pattern evaluation of ``measured`` rows.
+
+    ``measured`` are rows of a finished (smaller) comparison on this machine; each method's
+    cost per evaluation is its cells' summed wall time over their copies' evaluations. Returns
+    per method: cells, copies, pattern evaluations (``budget`` × copies, an upper bound: a
+    method may stop early), seconds per evaluation and CPU hours (one core per cell), with a
+    total row. Methods without measured rows get NaN.
+    """
+    cells = spec.cells()
+    lines = []
+    for method in spec.methods:
+        part = [c for c in cells if c.method == method]
+        copies = sum(c.n_copies for c in part)
+        evaluations = sum(c.n_copies * c.budget for c in part)
+        rows = measured[measured["method"] == method] if len(measured) else measured
+        per_cell = rows.groupby("cell_id").agg(seconds=("seconds", "first"), evaluations=("evaluations", "sum"))
+        rate = float(per_cell["seconds"].sum() / per_cell["evaluations"].sum()) if len(per_cell) else np.nan
+        lines.append(
+            {
+                "method": method,
+                "cells": len(part),
+                "copies": copies,
+                "evaluations": evaluations,
+                "seconds per evaluation": rate,
+                "CPU hours": evaluations * rate / 3600.0,
+            }
+        )
+    table = pd.DataFrame(lines)
+    total = {"method": "all", **table[["cells", "copies", "evaluations", "CPU hours"]].sum(min_count=1).to_dict()}
+    return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
