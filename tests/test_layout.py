@@ -18,6 +18,7 @@ COHESIVE = {
     "losses.py": "the four losses of SI §1.2 with their shared peak-matching and normalisation",
     "optimize.py": "the Adam loop, its batched state and stopping rule: one engine",
     "peak_shapes.py": "one peak shape and its two renderers (the dense reference, the windowed one with FFT tails)",
+    "relax.py": "the CHGNet edge: the model, relaxations, energies and their lattice gradients from the stress",
     "relax_sweep.py": "the CHGNet sweep's cells, profiles and runner: one resumable experiment, like sweep.py",
     "sweep.py": "cells, their files and claims, and the runner that fills them: one resumable store",
 }

@@ -167,7 +167,7 @@ def test_the_front_page_judges_claims_only_on_a_complete_reference_run(packed, t
     import json
     import shutil
 
-    from xrdnb.verdicts import glance_markdown, reference_at_a_glance
+    from xrdnb.headline import glance_markdown, reference_at_a_glance
 
     folder, _ = packed
     table, run = reference_at_a_glance(folder / "run", n_bootstrap=50)

@@ -168,7 +168,7 @@ def test_bootstrap_means_resample_structures_and_pair_treatments():
 
 
 def test_headline_claims_agree_disagree_and_say_when_they_cannot():
-    from xrdnb.verdicts import HEADLINE_CLAIMS, HEADLINE_RULES, at_a_glance, judge_headline_claims
+    from xrdnb.headline import HEADLINE_CLAIMS, HEADLINE_RULES, at_a_glance, judge_headline_claims
 
     rng = np.random.default_rng(1)
     trapped = judge_headline_claims(_outcomes(rng, 0.2, 0.7), n_bootstrap=300).set_index("claim")
@@ -187,7 +187,7 @@ def test_headline_claims_agree_disagree_and_say_when_they_cannot():
 
 
 def test_claim_four_pairs_chgnet_with_gradient_descent_by_copy():
-    from xrdnb.verdicts import judge_headline_claims
+    from xrdnb.headline import judge_headline_claims
 
     rng = np.random.default_rng(2)
     gd = _outcomes(rng, 0.2, 0.5)

@@ -21,7 +21,7 @@ Pipeline
    (figures, data the chapters link to).
    The front page's "reproduction at a glance" (``book/at-a-glance.txt`` in the stage, which
    ``book/index.md`` includes) is computed from the shipped reference run, ``results/reference``:
-   each claim judged by its written rule (:func:`xrdnb.verdicts.reference_at_a_glance`).
+   each claim judged by its written rule (:func:`xrdnb.headline.reference_at_a_glance`).
 4. Each chapter is executed exactly once with papermill (kernel ``python3``, working
    directory = the repository's ``notebooks/`` folder, so relative paths behave as in
    JupyterLab, environment variable ``XRDNB_PROFILE`` set to the profile name). The
@@ -227,10 +227,10 @@ REFERENCE = ROOT / "results" / "reference"
 def stage_at_a_glance(reference: Path = REFERENCE) -> str:
     """Judge the paper's claims on the shipped reference run and write the table the front page includes.
 
-    Computed in every build (:func:`xrdnb.verdicts.reference_at_a_glance`), so the front page's
+    Computed in every build (:func:`xrdnb.headline.reference_at_a_glance`), so the front page's
     verdicts are those of the result set in this checkout, never typed in.
     """
-    from xrdnb.verdicts import glance_markdown, reference_at_a_glance
+    from xrdnb.headline import glance_markdown, reference_at_a_glance
 
     if (reference / "manifest.json").is_file():
         table, run = reference_at_a_glance(reference)
