@@ -38,10 +38,10 @@ HIGH_SIMILARITY = 0.9
 """Cosine similarity above which an end point fits the pattern well (chapter 4's ``high_similarity``)."""
 
 OFTEN = 0.25
-"""The project's reading of "often": at least one end point in four (claim 1 of :data:`HEADLINE_RULES`)."""
+"""The project's reading of "often", one end point in four (claim 1 of :data:`HEADLINE_RULES`)."""
 
 MODERATE = (0.05, 0.1, 0.15, 0.2)
-"""Lattice noise levels of "moderately distorted" structures: all but the smallest, 0.01."""
+"""Lattice noise levels of moderately distorted structures, all but the smallest (0.01)."""
 
 HEADLINE_CLAIMS = {
     "1": "The XRD loss landscape is highly non-convex: GD often ends at a high XRD similarity but the wrong structure.",
@@ -137,7 +137,7 @@ def judge_headline_claims(
         CHGNet rows of the same copies (:mod:`xrdnb.relax_sweep`, with ``constrained`` and
         ``match``) for claim 4; None: claim 4 "not computed".
     n_bootstrap, confidence, seed
-        as for :func:`judge_claims`.
+        as for :func:`xrdnb.verdicts.judge_claims`.
     missing
         the evidence text of claims that cannot be judged because ``rows`` is None or empty
         (e.g. why there are none).
@@ -250,7 +250,7 @@ def at_a_glance(
     """The reproduction at a glance: each claim, the number that tests it here, the verdict and the run.
 
     ``headline`` is :func:`judge_headline_claims`; ``correlations_judged``, optionally,
-    :func:`judge_claims` (the claims of SI Tables S1/S2, listed under claim 2); ``run`` says
+    :func:`xrdnb.verdicts.judge_claims` (the claims of SI Tables S1/S2, listed under claim 2); ``run`` says
     which run made the numbers (e.g. :meth:`xrdnb.result_sets.ResultSet.describe`).
     """
     lines = []

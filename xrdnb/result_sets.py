@@ -46,6 +46,7 @@ MANIFEST = "manifest.json"
 ROWS = "sweep_rows.csv.gz"
 LOSS = "sweep_loss.npz"
 RELAX = "relax_rows.csv.gz"
+"""The file of a result set that holds the CHGNet relaxations of its copies (one row per copy)."""
 
 STOP_LABELS = {
     "converged": "SI rule (%)",
@@ -172,7 +173,7 @@ def pack_sweep(
     relax_spec
         the CHGNet relaxations of the same copies (a :class:`xrdnb.relax_sweep.RelaxSpec`,
         computed into ``<results>/relax``); their finished cells are packed into
-        :data:`RELAX` and counted in the coverage as stage ``"relax"``.
+        :data:`RELAX` (``relax_rows.csv.gz``) and counted in the coverage as stage ``"relax"``.
     """
     from . import __version__
     from .run_record import _git_commit

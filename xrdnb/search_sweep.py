@@ -111,7 +111,7 @@ class SearchCell:
 
     @property
     def cell_id(self) -> str:
-        """Stable identifier: a readable prefix plus a hash of every field."""
+        """The cell's stable identifier, a readable prefix plus a hash of every field."""
         tag = "c" if self.constrained else "u"
         return f"{Path(self.structure).stem}_lat{self.noise_level:g}_{self.method}_{tag}_{_digest(self)}"
 
