@@ -56,7 +56,7 @@ def search_end_points(landscape, rows_by_method: dict[str, pd.DataFrame], *, lab
     n = max(len(rows_by_method), 1)
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(2.2 * ncols + 0.6, 2.3 * nrows + 0.6), squeeze=False, layout="constrained"
+        nrows, ncols, figsize=(1.9 * ncols + 0.6, 2.0 * nrows + 0.9), squeeze=False, layout="constrained"
     )
     sl = landscape.grid
     image = None
