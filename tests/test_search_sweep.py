@@ -73,3 +73,32 @@ def test_the_comparison_is_sized_from_a_measured_run(tmp_path):
     assert size.loc["gradient_descent", "evaluations"] == per_method * paper.n_copies * paper.budget
     assert size.loc["gradient_descent", "CPU hours"] > 0 and np.isnan(size.loc["hybrid", "CPU hours"])  # not measured
     assert size.loc["all", "cells"] == len(paper.cells())
+
+
+def test_hyper_parameters_are_chosen_by_the_written_rule_on_a_separate_seed(tmp_path):
+    spec = ss.PROFILES["smoke"]
+    with pytest.raises(ValueError, match="tuning seed 0 is one of the comparison's seeds"):
+        ss.tuning_cells(spec, "multistart", {"restarts": [1, 2]}, seed=0)
+    cells = ss.tuning_cells(spec, "multistart", {"restarts": [1, 2], "spread": [0.02]}, seed=1)
+    assert len(cells) == 2 * len(spec.constrained) and {c.seed for c in cells} == {1}
+    assert {json.loads(c.hyper)["restarts"] for c in cells} == {1, 2}
+
+    def rows(hyper, recovered, match, evaluations):
+        return {
+            "method": "m",
+            "constrained": False,
+            "hyper": hyper,
+            "noise_type": "lattice",
+            "match": match,
+            "max_length_error_rel": 0.0 if recovered else 0.5,
+            "max_angle_error": 0.0,
+            "evaluations": evaluations,
+        }
+
+    table = pd.DataFrame([rows("a", False, True, 10), rows("b", True, True, 90), rows("c", True, True, 50)])
+    assert ss.choose_hyper(table).loc[0, "hyper"] == "c"  # recovered first, then the cheaper
+    tie = pd.DataFrame([rows("a", True, True, 10), rows("b", True, True, 10)])
+    assert ss.choose_hyper(tie).loc[0, "hyper"] == "a"  # a full tie goes to the first listed
+    tuned, chosen = ss.tune(spec, {"multistart": {"restarts": [1, 2]}}, tmp_path, progress=False)
+    assert set(chosen["method"]) == {"multistart"} and len(chosen) == len(spec.constrained)
+    assert tuned.hyper_of("multistart")["restarts"] in (1, 2) and tuned.seeds == spec.seeds
