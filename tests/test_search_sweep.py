@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from xrdnb import search_sweep as ss
+from xrdnb import search_tuning as tuning
 from xrdnb import sweep as sw
 
 
@@ -78,8 +79,8 @@ def test_the_comparison_is_sized_from_a_measured_run(tmp_path):
 def test_hyper_parameters_are_chosen_by_the_written_rule_on_a_separate_seed(tmp_path):
     spec = ss.PROFILES["smoke"]
     with pytest.raises(ValueError, match="tuning seed 0 is one of the comparison's seeds"):
-        ss.tuning_cells(spec, "multistart", {"restarts": [1, 2]}, seed=0)
-    cells = ss.tuning_cells(spec, "multistart", {"restarts": [1, 2], "spread": [0.02]}, seed=1)
+        tuning.tuning_cells(spec, "multistart", {"restarts": [1, 2]}, seed=0)
+    cells = tuning.tuning_cells(spec, "multistart", {"restarts": [1, 2], "spread": [0.02]}, seed=1)
     assert len(cells) == 2 * len(spec.constrained) and {c.seed for c in cells} == {1}
     assert {json.loads(c.hyper)["restarts"] for c in cells} == {1, 2}
 
@@ -96,9 +97,9 @@ def test_hyper_parameters_are_chosen_by_the_written_rule_on_a_separate_seed(tmp_
         }
 
     table = pd.DataFrame([rows("a", False, True, 10), rows("b", True, True, 90), rows("c", True, True, 50)])
-    assert ss.choose_hyper(table).loc[0, "hyper"] == "c"  # recovered first, then the cheaper
+    assert tuning.choose_hyper(table).loc[0, "hyper"] == "c"  # recovered first, then the cheaper
     tie = pd.DataFrame([rows("a", True, True, 10), rows("b", True, True, 10)])
-    assert ss.choose_hyper(tie).loc[0, "hyper"] == "a"  # a full tie goes to the first listed
-    tuned, chosen = ss.tune(spec, {"multistart": {"restarts": [1, 2]}}, tmp_path, progress=False)
+    assert tuning.choose_hyper(tie).loc[0, "hyper"] == "a"  # a full tie goes to the first listed
+    tuned, chosen = tuning.tune(spec, {"multistart": {"restarts": [1, 2]}}, tmp_path, progress=False)
     assert set(chosen["method"]) == {"multistart"} and len(chosen) == len(spec.constrained)
     assert tuned.hyper_of("multistart")["restarts"] in (1, 2) and tuned.seeds == spec.seeds
