@@ -105,7 +105,7 @@ def tune(
 ) -> tuple[SearchSpec, pd.DataFrame]:
     """Tune each method of ``spec`` that ``grids`` names on the copies of ``seed``; ``spec`` with the choice.
 
-    Runs :func:`tuning_cells` for every method (resumable, like :func:`run_search_sweep`,
+    Runs :func:`tuning_cells` for every method (resumable, like :func:`xrdnb.search_sweep.run_search_sweep`,
     whose ``run`` options apply), chooses by :data:`TUNING_RULE` and returns the tuned spec
     and the choice table. A method tuned differently free and constrained keeps the free
     choice in the spec (one ``hyper`` per method) and the table shows both.
