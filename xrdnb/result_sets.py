@@ -146,6 +146,14 @@ def _compute(rows: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+def _write_csv_gz(rows: pd.DataFrame, path: Path) -> None:
+    """``rows`` as a gzipped CSV; mtime 0 in the header, so the same rows give the same bytes."""
+    buffer = io.BytesIO()
+    rows.to_csv(buffer, index=False)
+    with gzip.GzipFile(path, "wb", mtime=0) as handle:
+        handle.write(buffer.getvalue())
+
+
 def pack_sweep(
     spec: SweepSpec,
     results: str | os.PathLike,
@@ -192,10 +200,7 @@ def pack_sweep(
             trajectories[f"{cell.cell_id}.loss"] = np.asarray(traj["loss"], dtype=np.float32)
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     rows_path, loss_path = results / ROWS, results / LOSS
-    buffer = io.BytesIO()
-    rows.to_csv(buffer, index=False)
-    with gzip.GzipFile(rows_path, "wb", mtime=0) as handle:  # mtime 0: the same rows give the same bytes
-        handle.write(buffer.getvalue())
+    _write_csv_gz(rows, rows_path)
     np.savez_compressed(loss_path, **trajectories)  # type: ignore[arg-type]
     packed = [rows_path, loss_path]
     relax_cover = None
@@ -212,10 +217,7 @@ def pack_sweep(
             "copies_total": int(sum(c.n_copies for c in cells)),
         }
         if len(relax_rows):
-            buffer = io.BytesIO()
-            relax_rows.to_csv(buffer, index=False)
-            with gzip.GzipFile(results / RELAX, "wb", mtime=0) as handle:
-                handle.write(buffer.getvalue())
+            _write_csv_gz(relax_rows, results / RELAX)
             packed.append(results / RELAX)
     if runs is None:
         log = results / "runs.json"

@@ -76,6 +76,7 @@ __all__ = [
     "pattern_losses",
     "gaussian_broadening",
     "descend",
+    "gradient_descent",
     "multistart",
     "width_annealing",
     "differential_evolution",
@@ -181,6 +182,18 @@ def _best(crystals: list[Crystal], losses: list[torch.Tensor]) -> tuple[Crystal,
 def _result(crystal, loss, evaluations, method: str) -> SearchResult:
     evaluations = torch.as_tensor(evaluations, dtype=torch.int64)
     return SearchResult(crystal, loss, evaluations, torch.zeros_like(evaluations), method)
+
+
+def gradient_descent(
+    start: Crystal, target: torch.Tensor, config: GDConfig, budget: int, *, seed: int = 0
+) -> SearchResult:
+    """Plain GD for at most ``budget`` steps: the baseline of the comparison, in the common signature.
+
+    ``seed`` is unused (GD is deterministic) and kept for the common signature.
+    """
+    _check_budget(budget, 1, "gradient_descent")
+    end, loss, used = descend(start, target, config, budget)
+    return _result(end, loss, used, "gradient_descent")
 
 
 def multistart(
@@ -387,8 +400,7 @@ def hybrid(
         raise ValueError(f"weight must be >= 0, got {weight}")
     _check_budget(budget, 1, "hybrid")
     if weight == 0:
-        end, loss, used = descend(start, target, config, budget)
-        return _result(end, loss, used, "hybrid")
+        return replace(gradient_descent(start, target, config, budget), method="hybrid")
     if energy is None:
         from .relax import energy_gradients as energy
 

@@ -242,11 +242,7 @@ def run_search_cell(cell: SearchCell, device: str = "cpu") -> pd.DataFrame:
         hyper["widths"] = tuple(hyper["widths"])
     with _one_thread():
         target = simulate_pattern(truth_x, config.simulator_settings())[0]
-        if cell.method == "gradient_descent":
-            end, loss, used = search.descend(start_x, target, config, cell.budget)
-            result = search.SearchResult(end, loss, used, torch.zeros_like(used), "gradient_descent")
-        else:
-            result = getattr(search, cell.method)(start_x, target, config, cell.budget, seed=cell.seed, **hyper)
+        result = getattr(search, cell.method)(start_x, target, config, cell.budget, seed=cell.seed, **hyper)
     end = evaluate_copies(result.crystal.to(dtype=torch.float64, device="cpu"), truth)
     begin = evaluate_copies(start, truth)
     rows = pd.DataFrame({k: [v] * cell.n_copies for k, v in asdict(cell).items()})
