@@ -89,7 +89,7 @@ def _add_grid_options(parser: argparse.ArgumentParser, *, grid: str, spec: str, 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``xrdnb`` command line: ``peaks``, ``pattern``, ``sweep`` and ``relax``."""
+    """The ``xrdnb`` command line: ``peaks``, ``pattern``, ``sweep``, ``relax`` and ``landscapes``."""
     parser = argparse.ArgumentParser(
         prog="xrdnb", description="Differentiable powder XRD (Segal et al. 2026, SI §1.2)."
     )
@@ -161,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     relax.add_argument("folder", nargs="?", type=Path, help="results folder (the same as --results)")
     _add_grid_options(relax, grid="grid", spec="RelaxSpec", runs="CHGNet", steps="BFGS step limit")
+
+    scapes = sub.add_parser("landscapes", help="compute (or resume) and pack a landscape set of chapters 3 and 5")
+    scapes.add_argument("--profile", default="paper", help="xrdnb.landscape_sets.PROFILES key (default paper)")
+    scapes.add_argument("--results", type=Path, help="folder of the set (default results/landscapes)")
+    scapes.add_argument("--kinds", nargs="+", help="compute only these kinds (fig_s2 fig_s3 roughness cuts energy)")
+    scapes.add_argument("--device", default="cpu", help="CHGNet's device for the energy slices (default cpu)")
+    scapes.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -326,6 +333,34 @@ def _run_relax(args) -> int:
     return 0
 
 
+def _run_landscapes(args) -> int:
+    from . import landscape_sets as lsets
+
+    if args.profile not in lsets.PROFILES:
+        print(
+            f"xrdnb landscapes: error: unknown profile {args.profile!r}; choose from {', '.join(lsets.PROFILES)}",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    results = args.results or Path("results") / "landscapes"
+    command = f"xrdnb landscapes --profile {args.profile} --results {results}"
+    try:
+        manifest = lsets.run_landscape_set(
+            lsets.PROFILES[args.profile],
+            results,
+            command=command,
+            profile=args.profile,
+            device=args.device,
+            progress=not args.quiet,
+            kinds=tuple(args.kinds or lsets.KINDS),
+        )
+    except (ValueError, OSError) as exc:
+        print(f"xrdnb landscapes: error: {exc}".splitlines()[0], file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{manifest['landscapes']['done']} of {manifest['landscapes']['total']} landscapes -> {results / lsets.ROWS}")
+    return 0
+
+
 def _print_estimate(stages, results, args) -> int:
     import pandas as pd
 
@@ -423,6 +458,8 @@ def main(argv=None) -> int:
         return _run_sweep(args)
     if args.command == "relax":
         return _run_relax(args)
+    if args.command == "landscapes":
+        return _run_landscapes(args)
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out}: is a file, not a folder")
     try:

@@ -25,7 +25,7 @@ Examples
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -319,9 +319,7 @@ def resolution_rows(
     ]
 
 
-def resolution_table(
-    landscapes: dict[object, Landscape], grids: Sequence[int], losses: Sequence[str] = LOSS_NAMES
-) -> pd.DataFrame:
+def resolution_table(landscapes: Mapping, grids: Sequence[int], losses: Sequence[str] = LOSS_NAMES) -> pd.DataFrame:
     """:func:`roughness_table` on nested grids: the roughness of each loss channel at every resolution of ``grids``.
 
     Each grid of ``grids`` (points per axis) must nest in the landscapes' own grid
