@@ -1,6 +1,8 @@
 """xrdnb.workers: one runner, one failure policy, in-process, on local processes (fork and forkserver)."""
 
+import json
 import os
+import socket
 
 import pytest
 from conftest import XRDNB
@@ -81,3 +83,40 @@ def test_workers_do_not_outlive_a_killed_sweep(tmp_path):
         alive = [p for p in alive if subprocess.run(["ps", "-p", str(p)], capture_output=True).returncode == 0]
         time.sleep(0.2)
     assert not alive, f"workers {alive} outlived the killed sweep"
+
+
+class _Cell:
+    def __init__(self, cell_id):
+        self.cell_id = cell_id
+
+
+def _square_or_fail(cell, x):
+    if x < 0:
+        raise ValueError("negative")
+    return x * x
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_run_claimed_leaves_held_cells_to_their_run_reports_failures_and_releases_every_claim(tmp_path, workers):
+    from xrdnb import store
+    from xrdnb.workers import run_claimed
+
+    cells = {name: _Cell(name) for name in ("a", "b", "held", "bad")}
+    tasks = [(cells["a"], 2), (cells["b"], 3), (cells["held"], 4), (cells["bad"], -1)]
+    path = lambda cell: tmp_path / f"{cell.cell_id}.csv"  # noqa: E731
+    written, done = {}, []
+    holder = {"host": socket.gethostname(), "pid": os.getppid(), "token": store.process_token(os.getppid())}
+    (tmp_path / "held.claim").write_text(json.dumps(holder))  # another live run (the parent process) holds it
+    errors = run_claimed(
+        _square_or_fail,
+        tasks,
+        path=path,
+        is_done=lambda cell: cell.cell_id in written,
+        write=lambda cell, out: written.update({cell.cell_id: out}),
+        on_done=lambda: done.append(1),
+        workers=workers,
+        start_method="spawn" if workers else None,
+    )
+    assert written == {"a": 4, "b": 9} and len(done) == 2
+    assert errors == {"bad": "ValueError: negative"}
+    assert [p.name for p in tmp_path.glob("*.claim")] == ["held.claim"]

@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
@@ -521,53 +520,26 @@ WORKER_PRELOAD = ("torch", "pymatgen.core", "pymatgen.analysis.structure_matcher
 """Modules the local workers' forkserver imports once (:func:`xrdnb.workers.run_tasks`)."""
 
 
-def _run_claimed(function, tasks, results, *, workers, scheduler, start_method, bar, errors):
-    """Run ``function(*task)`` (``task[0]`` a cell) for cells nobody else holds, writing each result as it comes."""
-    from .workers import run_tasks
+def _run_claimed(function, tasks, results, *, workers, scheduler, start_method, bar, errors) -> None:
+    """Run ``function(*task)`` (``task[0]`` a cell) for cells nobody else holds (:func:`xrdnb.workers.run_claimed`)."""
+    from .workers import run_claimed
 
-    def finished(task, output) -> None:
-        if output is not None:
-            _write(results, task[0], output)
-            bar.update(1)
-        store.release(cell_path(results, task[0]))
-
-    def failed(task, exc) -> None:
-        errors[task[0].cell_id] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        store.release(cell_path(results, task[0]))
-
-    if not (workers or scheduler):  # in this process: claim each cell as it starts
-
-        def claimed(*task):
-            if is_finished(results, task[0]) or not store.claim(cell_path(results, task[0])):
-                return None  # finished meanwhile, or being computed by another sweep
-            return function(*task)
-
-        run_tasks(claimed, tasks, on_result=finished, on_error=failed)
-        return
-    held = [t for t in tasks if store.claim(cell_path(results, t[0]))]
-    if len(held) < len(tasks):
-        print(
-            f"xrdnb relax: {len(tasks) - len(held)} cells are being computed by another run; left to it",
-            file=sys.stderr,
-        )
-    try:
-        run_tasks(
-            function,
-            held,
-            on_result=finished,
-            on_error=failed,
-            workers=workers,
-            scheduler=scheduler,
-            preload=WORKER_PRELOAD,
-            # CHGNet workers start as fresh interpreters by default: a forkserver that this process
-            # started earlier (a GD sweep's) or a plain fork of a process that has run torch can
-            # leave them hung or dead in the second phase (seen in the full test run)
-            start_method=start_method or "spawn",
-        )
-    finally:
-        for task in held:
-            if not is_finished(results, task[0]):
-                store.release(cell_path(results, task[0]))
+    errors |= run_claimed(
+        function,
+        tasks,
+        path=lambda cell: cell_path(results, cell),
+        is_done=lambda cell: is_finished(results, cell),
+        write=lambda cell, output: _write(results, cell, output),
+        on_done=lambda: bar.update(1),
+        who="xrdnb relax",
+        workers=workers,
+        scheduler=scheduler,
+        preload=WORKER_PRELOAD,
+        # CHGNet workers start as fresh interpreters by default: a forkserver that this process
+        # started earlier (a GD sweep's) or a plain fork of a process that has run torch can
+        # leave them hung or dead in the second phase (seen in the full test run)
+        start_method=start_method or "spawn",
+    )
 
 
 def run_relax_sweep(

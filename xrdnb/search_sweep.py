@@ -284,41 +284,29 @@ def run_search_sweep(
     """
     from tqdm.auto import tqdm
 
-    from .workers import resolve_workers, run_tasks
+    from .workers import resolve_workers, run_claimed
 
     results = Path(results)
     cell_list = cells.cells() if isinstance(cells, SearchSpec) else list(cells)
     store.check_writable(results / "search")
     pending = [c for c in cell_list if not is_finished(results, c)]
-    held = [c for c in pending if store.claim(cell_path(results, c))]
     bar = tqdm(total=len(cell_list), initial=len(cell_list) - len(pending), desc="search cells", disable=not progress)
-    errors: dict[str, str] = {}
-
-    def finished(task, rows) -> None:
-        store.write_cell(cell_path(results, task[0]), rows)
-        store.release(cell_path(results, task[0]))
-        bar.update(1)
-
-    def failed(task, exc) -> None:
-        errors[task[0].cell_id] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        store.release(cell_path(results, task[0]))
-
-    n_workers = resolve_workers(workers, len(held)) if device == "cpu" else 0
+    n_workers = resolve_workers(workers, len(pending)) if device == "cpu" else 0
     try:
-        run_tasks(
+        errors = run_claimed(
             _in_worker,
-            [(c, device) for c in held],
-            on_result=finished,
-            on_error=failed,
+            [(c, device) for c in pending],
+            path=lambda cell: cell_path(results, cell),
+            is_done=lambda cell: is_finished(results, cell),
+            write=lambda cell, rows: store.write_cell(cell_path(results, cell), rows),
+            on_done=lambda: bar.update(1),
+            who="xrdnb search",
             workers=n_workers,
             scheduler=scheduler,
             start_method="spawn" if n_workers else None,
         )
     finally:
         bar.close()
-        for cell in held:
-            if not is_finished(results, cell):
-                store.release(cell_path(results, cell))
     if errors:
         raise RuntimeError(
             f"{len(errors)} search cells failed (the others are saved; re-run to retry):\n"

@@ -125,8 +125,16 @@ def claim(path: Path) -> bool:
 
 
 def release(path: Path) -> None:
-    """Drop the claim of the cell of CSV ``path`` (nothing if there is none)."""
-    Path(path).with_suffix(".claim").unlink(missing_ok=True)
+    """Drop this process's claim of the cell of CSV ``path`` (nothing if there is none, or another's)."""
+    claim_path = Path(path).with_suffix(".claim")
+    try:
+        holder = json.loads(claim_path.read_text() or "{}")
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        holder = {}
+    if holder.get("host") == socket.gethostname() and holder.get("pid") == os.getpid():
+        claim_path.unlink(missing_ok=True)
 
 
 def check_writable(folder: Path) -> None:

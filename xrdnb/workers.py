@@ -33,7 +33,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-__all__ = ["START_METHODS", "available_cores", "resolve_workers", "run_tasks"]
+__all__ = ["START_METHODS", "available_cores", "resolve_workers", "run_tasks", "run_claimed"]
 
 Task = tuple
 
@@ -135,6 +135,65 @@ def run_tasks(
                 failed(task, exc)
                 continue
             on_result(task, result)
+
+
+def run_claimed(
+    function: Callable[..., Any],
+    tasks: Sequence[Task],
+    *,
+    path: Callable[[Any], Any],
+    is_done: Callable[[Any], bool],
+    write: Callable[[Any, Any], None],
+    on_done: Callable[[], None] = lambda: None,
+    who: str = "xrdnb",
+    **run: Any,
+) -> dict[str, str]:
+    """:func:`run_tasks` over the cells of a resumable experiment, one writer per cell.
+
+    ``task[0]`` is a cell (with a ``cell_id``), ``path(cell)`` its result file, beside which
+    :func:`xrdnb.store.claim` keeps the cell's claim; ``is_done(cell)`` says whether it is
+    finished, ``write(cell, output)`` saves ``function(*task)`` here, as it comes, then
+    ``on_done()`` (e.g. a progress bar). In this process (no ``workers``, no ``scheduler`` in
+    ``run``) each cell is claimed as it starts, so cells that another run finished or holds
+    meanwhile are skipped (and their claims kept); otherwise every cell is claimed first and those another run holds
+    are left to it (one line on stderr, prefixed ``who``). Claims are released whatever
+    happens. Returns ``{cell_id: error line}`` of the cells that failed; the others are saved.
+    """
+    import sys
+
+    from . import store
+
+    errors: dict[str, str] = {}
+
+    def finished(task, output) -> None:
+        if output is not None:
+            write(task[0], output)
+            on_done()
+        store.release(path(task[0]))
+
+    def failed(task, exc) -> None:
+        errors[task[0].cell_id] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        store.release(path(task[0]))
+
+    if not (run.get("workers") or run.get("scheduler")):
+
+        def claimed(*task):
+            if is_done(task[0]) or not store.claim(path(task[0])):
+                return None  # finished meanwhile, or being computed by another run
+            return function(*task)
+
+        run_tasks(claimed, tasks, on_result=finished, on_error=failed, **run)
+        return errors
+    held = [t for t in tasks if store.claim(path(t[0]))]
+    if len(held) < len(tasks):
+        print(f"{who}: {len(tasks) - len(held)} cells are being computed by another run; left to it", file=sys.stderr)
+    try:
+        run_tasks(function, held, on_result=finished, on_error=failed, **run)
+    finally:
+        for task in held:
+            if not is_done(task[0]):
+                store.release(path(task[0]))
+    return errors
 
 
 def _die_with_parent(parent: int) -> None:
