@@ -53,6 +53,11 @@ def test_a_set_holds_every_landscape_on_its_nested_grids_and_loads_back(tmp_path
     assert energy["family"].eq("cubic").all()
     summary = lt.convergence_summary(roughness)
     assert len(summary) == 4 and summary["grids"].eq("3, 5, 9").all()
+    table = loaded.convergence_table()
+    assert list(table.index.get_level_values(0).unique()) == list(lsets.KINDS)
+    assert table.loc[("roughness", "cosine"), "grids"] == "3, 5, 9"
+    assert table.loc[("fig_s2", "cosine"), "landscapes"] == 15
+    assert table.loc[("energy", ENERGY_LOSS), "landscapes"] == 1
     with pytest.raises(ValueError, match="unknown landscape kind"):
         loaded.resolution("everything")
 

@@ -301,6 +301,32 @@ class LandscapeSet:
         part = self.rows[self.rows["landscape"] == kind]
         return part.drop(columns=["landscape", "task", "seconds"]).reset_index(drop=True)
 
+    def convergence(self, kind: str) -> pd.DataFrame:
+        """:func:`xrdnb.landscape_tables.convergence_summary` of one kind: each landscape and loss on its grids."""
+        from .landscape_tables import convergence_summary
+
+        return convergence_summary(self.resolution(kind))
+
+    def convergence_table(self, kinds: tuple[str, ...] = tuple(KINDS)) -> pd.DataFrame:
+        """How many landscapes of each kind and loss converged: :func:`xrdnb.landscape_tables.convergence_counts`.
+
+        Rows (kind, loss display name) for the kinds present; columns ``grids`` (points per axis,
+        coarse to fine) and those of ``convergence_counts``.
+        """
+        from .landscape_tables import convergence_counts
+
+        out = []
+        for kind in kinds:
+            summary = self.convergence(kind)
+            if summary.empty:
+                continue
+            losses = list(dict.fromkeys(summary["loss"]))
+            counts = convergence_counts(summary, losses=losses)
+            grids = summary.groupby("loss", sort=False)["grids"].first()
+            counts.insert(0, "grids", [grids[loss] for loss in losses])
+            out.append(counts.assign(kind=kind).set_index("kind", append=True).swaplevel())
+        return pd.concat(out) if out else pd.DataFrame()
+
     def describe(self) -> str:
         """One line: which run made these numbers (command, commit, hardware, date, how much of it)."""
         m = self.manifest
