@@ -185,6 +185,11 @@ def test_the_front_page_judges_claims_only_on_a_complete_reference_run(packed, t
     table, _ = reference_at_a_glance(unfinished, n_bootstrap=50)
     assert set(table["verdict"]) == {"not computed"}
     assert table["tested by"].str.contains("unfinished").all()
+    assert table["tested by"].str.contains("evaluation 1 of 2 cells").all()
+    assert load_result_set(unfinished).judged_rows() is None and load_result_set(unfinished).judged_relax() is None
+    complete = load_result_set(folder / "run")
+    judged = complete.judged_rows()
+    assert judged is not None and set(judged["stage"]) == {"evaluation"} and len(judged) == len(complete.evaluated())
 
 
 def test_the_book_build_writes_the_front_page_table_from_the_result_set(packed, tmp_path, monkeypatch):

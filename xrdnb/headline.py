@@ -278,13 +278,13 @@ def reference_at_a_glance(path, *, n_bootstrap: int = 1000, seed: int = 0) -> tu
     from .result_sets import load_result_set
 
     reference = load_result_set(path)
-    complete = reference.is_complete("evaluation")
-    selection = reference.selection() if complete else None
-    rows = selection.rows if selection is not None else None
-    relax = reference.relax_rows if reference.is_complete("relax") else None
-    progress = reference.progress().split(". ")[0]
+    rows = reference.judged_rows()
     headline = judge_headline_claims(
-        rows, relax, n_bootstrap=n_bootstrap, seed=seed, missing=f"the reference run is unfinished ({progress})"
+        rows,
+        reference.judged_relax(),
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        missing=f"the reference run is unfinished ({reference.coverage_text()})",
     )
     judged = judge_claims(rows, n_bootstrap=n_bootstrap, seed=seed) if rows is not None else None
     return at_a_glance(headline, judged), reference.describe()

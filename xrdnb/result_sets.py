@@ -375,19 +375,35 @@ class ResultSet:
         cover = self.manifest["coverage"].get(stage)
         return bool(cover) and cover.get("cells_total") is not None and cover["cells_done"] == cover["cells_total"]
 
-    def progress(self) -> str:
-        """How far the run got, per stage, and the commands that continue and re-pack it."""
+    def coverage_text(self) -> str:
+        """How far the run got, per stage: e.g. ``"selection 1,180 of 1,600 cells; evaluation 0 of 450 cells"``."""
         parts = []
         for stage, c in self.manifest["coverage"].items():
             if stage != "all":
                 total = f"{c['cells_total']:,}" if c.get("cells_total") is not None else "?"
                 parts.append(f"{stage} {c['cells_done']:,} of {total} cells")
+        return "; ".join(parts)
+
+    def progress(self) -> str:
+        """:meth:`coverage_text`, and the commands that continue and re-pack the run."""
         relax = self.manifest.get("relax_command")
         more = f", `{relax}`" if relax and not self.is_complete("relax") else ""
         return (
-            f"{'; '.join(parts)}. Continue with `{self.manifest['command']}`{more}, then pack with "
+            f"{self.coverage_text()}. Continue with `{self.manifest['command']}`{more}, then pack with "
             f"`{self.manifest['command']} --pack`."
         )
+
+    def judged_rows(self) -> pd.DataFrame | None:
+        """The evaluated rows at the chosen rates (:meth:`selection`) on a complete evaluation stage, else None.
+
+        Claims are judged on the whole grid only: verdicts on part of it would not be the paper's protocol.
+        """
+        selection = self.selection() if self.is_complete("evaluation") else None
+        return None if selection is None else selection.rows
+
+    def judged_relax(self) -> pd.DataFrame | None:
+        """The CHGNet relaxations of the copies (:attr:`relax_rows`) on a complete relax stage, else None."""
+        return self.relax_rows if self.is_complete("relax") else None
 
     def selection(self):
         """The evaluated rows at the chosen rates (:func:`xrdnb.selection.select` with the selection rows).

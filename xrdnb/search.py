@@ -69,6 +69,7 @@ from .losses import loss_function
 from .optimize import GDConfig, gd_step, init_state
 from .pattern import simulate_pattern
 from .symmetry import project_lattice
+from .vocabulary import SEARCH_METHODS
 
 __all__ = [
     "METHODS",
@@ -84,8 +85,8 @@ __all__ = [
     "hybrid",
 ]
 
-METHODS = ("gradient_descent", "multistart", "width_annealing", "differential_evolution", "basin_hopping", "hybrid")
-"""The searches of chapter 8, by the names the comparison tables use."""
+METHODS = SEARCH_METHODS
+"""The searches of chapter 8, by the names the comparison tables use (:data:`xrdnb.vocabulary.SEARCH_METHODS`)."""
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from . import store
-from .vocabulary import BENCHMARK_NAMES
+from .vocabulary import BENCHMARK_NAMES, SEARCH_METHODS
 
 __all__ = [
     "DEFAULT_HYPER",
@@ -102,10 +102,8 @@ class SearchCell:
 
     def __post_init__(self):
         """Refuse an unknown method or a budget below 1 (ValueError)."""
-        from .search import METHODS
-
-        if self.method not in METHODS:
-            raise ValueError(f"unknown search method {self.method!r}; valid: {', '.join(METHODS)}")
+        if self.method not in SEARCH_METHODS:
+            raise ValueError(f"unknown search method {self.method!r}; valid: {', '.join(SEARCH_METHODS)}")
         if self.budget < 1 or self.n_copies < 1:
             raise ValueError(f"need budget >= 1 and n_copies >= 1, got {self.budget}, {self.n_copies}")
 
@@ -184,7 +182,7 @@ PROFILES: dict[str, SearchSpec] = {
     "book": SearchSpec(
         ("U2Ti", "Au2S", "BPO4"),
         (0.1,),
-        ("gradient_descent", "multistart", "width_annealing", "differential_evolution", "basin_hopping", "hybrid"),
+        SEARCH_METHODS,
         n_copies=2,
         budget=120,
         patience=40,
@@ -193,7 +191,7 @@ PROFILES: dict[str, SearchSpec] = {
     "paper": SearchSpec(
         BENCHMARK_NAMES,
         (0.1, 0.2),
-        ("gradient_descent", "multistart", "width_annealing", "differential_evolution", "basin_hopping", "hybrid"),
+        SEARCH_METHODS,
         n_copies=16,
         budget=3000,
     ),

@@ -31,6 +31,7 @@ __all__ = [
     "RUN_LABELS",
     "run_label",
     "YES_NO",
+    "SEARCH_METHODS",
 ]
 
 BENCHMARK_NAMES = (
@@ -116,3 +117,13 @@ def run_label(loss: str, constrained: bool) -> str:
 
 YES_NO = {True: "yes", False: "no"}
 """How a table shows a yes/no check (a match, membership of a family)."""
+
+SEARCH_METHODS = (
+    "gradient_descent",
+    "multistart",
+    "width_annealing",
+    "differential_evolution",
+    "basin_hopping",
+    "hybrid",
+)
+"""The searches of chapter 8 (:mod:`xrdnb.search`), by the names the comparison tables use."""
