@@ -115,6 +115,17 @@ def test_the_report_tables_of_a_result_set(packed):
     assert int(stops["copies"].sum()) == len(result.rows)
     shares = stops[["SI rule (%)", "step budget (%)", "invalid cell (%)"]].sum(axis=1)
     assert shares.round(6).eq(100.0).all()  # every copy stopped for exactly one of the three reasons
+    for stage in ("selection", "evaluation"):
+        part = result.rows[result.rows["stage"] == stage]
+        late = result.budget_stops(stage)
+        assert late["at the budget"].sum() == part["stop_reason"].eq("max_steps").sum()
+        assert late["invalid cell"].sum() == part["stop_reason"].eq("invalid_lattice").sum()
+        assert set(late["cell_id"]) == set(part.loc[part["stop_reason"] != "converged", "cell_id"])
+        share = 100 * part["stop_reason"].eq("converged").mean()
+        assert result.stopping_check(stage).startswith(f"{stage}: {share:.1f} % of {len(part):,} copies")
+        assert result.stopping_check(stage, share=0.0).count(": holds") == 1
+    assert "does not hold" in result.stopping_check("selection", share=1.01)
+    assert result.stopping_check("relax") == "relax: no finished copies yet"
     compute = result.compute_table()
     assert compute["copies"].sum() == len(result.rows) and (compute["CPU hours"] > 0).all()
     assert compute["copy-steps"].sum() == result.rows["steps"].sum()

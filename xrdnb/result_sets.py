@@ -40,7 +40,18 @@ import pandas as pd
 
 from .sweep import SweepSpec, is_finished, load_results, load_trajectories
 
-__all__ = ["ResultSet", "pack_sweep", "load_result_set", "coverage", "MANIFEST", "ROWS", "LOSS", "RELAX", "STOP_LABELS"]
+__all__ = [
+    "ResultSet",
+    "pack_sweep",
+    "load_result_set",
+    "coverage",
+    "MANIFEST",
+    "ROWS",
+    "LOSS",
+    "RELAX",
+    "STOP_LABELS",
+    "SI_RULE_SHARE",
+]
 
 MANIFEST = "manifest.json"
 ROWS = "sweep_rows.csv.gz"
@@ -54,6 +65,10 @@ STOP_LABELS = {
     "invalid_lattice": "invalid cell (%)",
 }
 """Why copies stopped (:data:`xrdnb.optimize.STOP_REASONS`) as the result-set tables label them."""
+
+
+SI_RULE_SHARE = 0.95
+"""The share of a stage's copies that must stop by the SI rule rather than the step budget (issue acceptance)."""
 
 
 def coverage(spec: SweepSpec, results: str | os.PathLike) -> dict[str, dict[str, Any]]:
@@ -320,6 +335,33 @@ class ResultSet:
             share = rows["stop_reason"].eq(reason).groupby([rows["stage"], rows["noise_type"]], sort=False).mean()
             out[label] = 100.0 * share
         return out.rename(columns={"median_steps": "median steps", "max_steps": "most steps"})
+
+    def budget_stops(self, stage: str = "evaluation") -> pd.DataFrame:
+        """The cells of ``stage`` with copies not stopped by the SI rule: how many hit the budget or went invalid."""
+        rows = self.rows[self.rows["stage"] == stage] if len(self.rows) else self.rows
+        if rows.empty:
+            return pd.DataFrame()
+        keys = ["cell_id", "structure", "noise_type", "noise_level", "loss", "constrained", "lr"]
+        out = rows.groupby(keys, sort=False).agg(
+            copies=("copy", "size"),
+            at_budget=("stop_reason", lambda r: int(r.eq("max_steps").sum())),
+            invalid=("stop_reason", lambda r: int(r.eq("invalid_lattice").sum())),
+        )
+        out = out[(out["at_budget"] + out["invalid"]) > 0].reset_index()
+        return out.rename(columns={"at_budget": "at the budget", "invalid": "invalid cell"})
+
+    def stopping_check(self, stage: str = "evaluation", share: float = SI_RULE_SHARE) -> str:
+        """One line: the share of ``stage``'s copies stopped by the SI rule against ``share``; cells that did not."""
+        rows = self.rows[self.rows["stage"] == stage] if len(self.rows) else self.rows
+        if rows.empty:
+            return f"{stage}: no finished copies yet"
+        stopped = float(rows["stop_reason"].eq("converged").mean())
+        cells = self.budget_stops(stage)
+        verdict = "holds" if stopped >= share else "does not hold"
+        return (
+            f"{stage}: {100 * stopped:.1f} % of {len(rows):,} copies stopped by the SI rule (at least "
+            f"{100 * share:g} %: {verdict}); {len(cells)} cells have copies that did not"
+        )
 
     def compute_table(self) -> pd.DataFrame:
         """Per stage and noise type: cells, copies, copy-steps and CPU hours (the cells' summed wall time)."""
