@@ -186,6 +186,29 @@ def test_headline_claims_agree_disagree_and_say_when_they_cannot():
     assert list(at_a_glance(nothing, run="r")["run"]) == ["r"] * len(HEADLINE_CLAIMS)
 
 
+def _cuts(minima_per_cut):
+    """Resolution rows of cosine symmetry-axis cuts: one list of minima counts (one per grid) per cut."""
+    rows = []
+    for i, counts in enumerate(minima_per_cut):
+        for grid, minima in zip((51, 101, 201), counts, strict=True):
+            rows.append(
+                {"structure": f"S{i // 2}", "axis": f"axis {i % 2}", "loss": "cosine", "grid": grid, "minima": minima}
+            )
+            rows.append({"structure": f"S{i // 2}", "axis": f"axis {i % 2}", "loss": "mse", "grid": grid, "minima": 1})
+    return pd.DataFrame(rows)
+
+
+def test_claim_3b_counts_cuts_with_several_minima_at_every_resolution():
+    from xrdnb.headline import judge_headline_claims
+
+    rough = judge_headline_claims(None, cuts=_cuts([[3, 4, 4]] * 9 + [[1, 1, 1]]), n_bootstrap=300).set_index("claim")
+    assert rough.loc["3b", "verdict"] == "agrees" and rough.loc["3b", "statistic"] == pytest.approx(0.9)
+    assert "at 51, 101, 201 points: 0.90" in rough.loc["3b", "evidence"]
+    smooth = judge_headline_claims(None, cuts=_cuts([[1, 1, 2]] * 10), n_bootstrap=300).set_index("claim")
+    assert smooth.loc["3b", "verdict"] == "disagrees"  # one grid with a single minimum: not a robust count
+    assert judge_headline_claims(None).set_index("claim").loc["3b", "evidence"] == "no complete landscape set"
+
+
 def test_claim_four_pairs_chgnet_with_gradient_descent_by_copy():
     from xrdnb.headline import judge_headline_claims
 

@@ -21,7 +21,8 @@ Pipeline
    (figures, data the chapters link to).
    The front page's "reproduction at a glance" (``book/at-a-glance.txt`` in the stage, which
    ``book/index.md`` includes) is computed from the shipped reference run, ``results/reference``:
-   each claim judged by its written rule (:func:`xrdnb.headline.reference_at_a_glance`).
+   each claim judged by its written rule (:func:`xrdnb.headline.reference_at_a_glance`; claim 5 on
+   the shipped landscape set, ``results/landscapes``).
 4. Each chapter is executed exactly once with papermill (kernel ``python3``, working
    directory = the repository's ``notebooks/`` folder, so relative paths behave as in
    JupyterLab, environment variable ``XRDNB_PROFILE`` set to the profile name). The
@@ -222,9 +223,10 @@ def stage_sources(toc: dict) -> None:
 GLANCE = "book/at-a-glance.txt"
 """The front page's "reproduction at a glance", written into the stage by :func:`stage_at_a_glance`."""
 REFERENCE = ROOT / "results" / "reference"
+LANDSCAPES = ROOT / "results" / "landscapes"
 
 
-def stage_at_a_glance(reference: Path = REFERENCE) -> str:
+def stage_at_a_glance(reference: Path = REFERENCE, landscapes: Path = LANDSCAPES) -> str:
     """Judge the paper's claims on the shipped reference run and write the table the front page includes.
 
     Computed in every build (:func:`xrdnb.headline.reference_at_a_glance`), so the front page's
@@ -233,7 +235,7 @@ def stage_at_a_glance(reference: Path = REFERENCE) -> str:
     from xrdnb.headline import glance_markdown, reference_at_a_glance
 
     if (reference / "manifest.json").is_file():
-        table, run = reference_at_a_glance(reference)
+        table, run = reference_at_a_glance(reference, landscapes=landscapes)
         text = glance_markdown(table, run)
     else:
         text = f"No reference result set in this checkout (no {reference.name}/manifest.json): no claim is judged.\n"

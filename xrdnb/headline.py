@@ -1,9 +1,11 @@
-r"""The book's four headline claims judged by written rules, and the reproduction at a glance.
+r"""The book's headline claims judged by written rules, and the reproduction at a glance.
 
-The front page states four claims of the paper (:data:`HEADLINE_CLAIMS`); each has a written
-rule (:data:`HEADLINE_RULES`) on the analysed gradient-descent rows of a run (and, for claim 4,
-the CHGNet relaxations of the same copies), with hierarchical bootstrap intervals of rates and
-paired rate differences (:func:`xrdnb.statistics.bootstrap_means`). The verdict vocabulary and
+The front page states four claims of the paper, the third in two parts (:data:`HEADLINE_CLAIMS`);
+each has a written rule (:data:`HEADLINE_RULES`) on the analysed gradient-descent rows of a run
+(for claim 4, the CHGNet relaxations of the same copies; for claim 3b, the symmetry-axis cuts of a
+landscape set),
+with hierarchical bootstrap intervals of rates and paired rate differences
+(:func:`xrdnb.statistics.bootstrap_means`). The verdict vocabulary and
 the claims of SI Tables S1/S2 are those of :mod:`xrdnb.verdicts`. :func:`reference_at_a_glance`
 judges them on a shipped result set, only once its evaluation stage is complete, and
 :func:`glance_markdown` gives the table the book's build writes into its front page.
@@ -28,6 +30,7 @@ __all__ = [
     "HIGH_SIMILARITY",
     "OFTEN",
     "MODERATE",
+    "NON_CONVEX",
     "judge_headline_claims",
     "at_a_glance",
     "reference_at_a_glance",
@@ -40,6 +43,9 @@ HIGH_SIMILARITY = 0.9
 OFTEN = 0.25
 """The project's reading of "often", one end point in four (claim 1 of :data:`HEADLINE_RULES`)."""
 
+NON_CONVEX = 0.5
+"""The share of symmetry-axis cuts with several minima above which the constrained landscape is non-convex (3b)."""
+
 MODERATE = (0.05, 0.1, 0.15, 0.2)
 """Lattice noise levels of moderately distorted structures, all but the smallest (0.01)."""
 
@@ -47,9 +53,11 @@ HEADLINE_CLAIMS = {
     "1": "The XRD loss landscape is highly non-convex: GD often ends at a high XRD similarity but the wrong structure.",
     "2": "Symmetry constraints help: projecting onto the crystal family raises the match rate.",
     "3": "Constraints are not enough: inside the constrained manifold GD still ends at wrong structures.",
+    "3b": "Constraints are not enough, in the landscape itself: along the crystal family's free axes the cosine loss "
+    "has several local minima (SI Fig. S3).",
     "4": "The energy landscape is smooth: a CHGNet relaxation of the same copies recovers the structure more often.",
 }
-"""The four headline claims of the front page, each tested by the rule of the same key in :data:`HEADLINE_RULES`."""
+"""The headline claims of the front page, each tested by the rule of the same key in :data:`HEADLINE_RULES`."""
 
 HEADLINE_RULES = {
     "1": (
@@ -67,6 +75,12 @@ HEADLINE_RULES = {
         "Share of the constrained cosine end points at lattice noise 0.1 and 0.2 without a match, with a "
         "bootstrap interval. Above 0.05: agrees (the constrained landscape still traps one copy in twenty); "
         "below 0.05: disagrees; containing it: inconclusive."
+    ),
+    "3b": (
+        "Share of the symmetry-axis cuts of the cosine loss (each free parameter of the family, the others at the "
+        "ground truth) with more than one interior minimum on every grid of the shipped landscape set (a count that "
+        "holds at each resolution), with a hierarchical bootstrap interval (structures, then cuts). Interval above "
+        f"{NON_CONVEX} (most free axes): agrees; below: disagrees; containing it: inconclusive."
     ),
     "4": (
         "Match rate of the free CHGNet relaxation − unconstrained cosine GD on the same copies, pooled over "
@@ -124,8 +138,9 @@ def judge_headline_claims(
     confidence: float = 0.95,
     seed: int = 0,
     missing: str = "no gradient-descent rows",
+    cuts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The four headline claims (:data:`HEADLINE_CLAIMS`) judged by :data:`HEADLINE_RULES`.
+    """The headline claims (:data:`HEADLINE_CLAIMS`) judged by :data:`HEADLINE_RULES`.
 
     Parameters
     ----------
@@ -141,6 +156,9 @@ def judge_headline_claims(
     missing
         the evidence text of claims that cannot be judged because ``rows`` is None or empty
         (e.g. why there are none).
+    cuts
+        for claim 3b, the symmetry-axis cuts on nested grids of a complete landscape set
+        (:meth:`xrdnb.landscape_sets.LandscapeSet.resolution` of ``"cuts"``); None: "not computed".
 
     Returns
     -------
@@ -240,8 +258,33 @@ def judge_headline_claims(
                 f"[{_fmt(lo)}, {_fmt(hi)}]",
             )
         )
-    table = pd.DataFrame(out)
+    out.append(_landscape_row(cuts, options))
+    table = pd.DataFrame(out).set_index("claim").loc[list(HEADLINE_CLAIMS)].reset_index()
     return table.assign(rule=table["claim"].map(HEADLINE_RULES))
+
+
+def _landscape_row(cuts: pd.DataFrame | None, options: dict) -> dict:
+    """Claim 3b on the resolution rows of symmetry-axis cuts (rule 3b of :data:`HEADLINE_RULES`)."""
+    if cuts is None or cuts.empty:
+        return dict(
+            claim="3b",
+            verdict="not computed",
+            statistic=math.nan,
+            lo=math.nan,
+            hi=math.nan,
+            evidence="no complete landscape set",
+        )
+    cosine = cuts[cuts["loss"] == "cosine"]
+    per_cut = cosine.groupby(["structure", "axis"], sort=False)["minima"].min().reset_index()
+    grids = ", ".join(str(int(n)) for n in sorted(cosine["grid"].unique()))
+    return _share_row(
+        "3b",
+        (per_cut["minima"].to_numpy() > 1).astype(float),
+        per_cut["structure"].to_numpy(),
+        NON_CONVEX,
+        options,
+        f"cosine symmetry-axis cuts with more than one interior minimum at {grids} points",
+    )
 
 
 def at_a_glance(
@@ -269,14 +312,24 @@ def at_a_glance(
     return table.assign(run=run) if run else table
 
 
-def reference_at_a_glance(path, *, n_bootstrap: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, str]:
+def reference_at_a_glance(path, *, landscapes=None, n_bootstrap: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, str]:
     """:func:`at_a_glance` of a shipped result set (:func:`xrdnb.result_sets.load_result_set`) and its run line.
 
     Claims are judged only on a complete evaluation stage (claim 4: a complete CHGNet stage);
-    until then they are "not computed", with how far the run got as the evidence.
+    until then they are "not computed", with how far the run got as the evidence. Claim 3b is
+    judged on the complete landscape set in the folder ``landscapes``
+    (:func:`xrdnb.landscape_sets.load_landscape_set`), when there is one; the run line names it too.
     """
+    from pathlib import Path
+
+    from .landscape_sets import MANIFEST, load_landscape_set
     from .result_sets import load_result_set
 
+    cuts, scale = None, ""
+    if landscapes is not None and (Path(landscapes) / MANIFEST).is_file():
+        found = load_landscape_set(landscapes)
+        cuts = found.resolution("cuts") if found.is_complete() else None
+        scale = f"; claim 3b: the {found.describe()}"
     reference = load_result_set(path)
     rows = reference.judged_rows()
     headline = judge_headline_claims(
@@ -285,9 +338,10 @@ def reference_at_a_glance(path, *, n_bootstrap: int = 1000, seed: int = 0) -> tu
         n_bootstrap=n_bootstrap,
         seed=seed,
         missing=f"the reference run is unfinished ({reference.coverage_text()})",
+        cuts=cuts,
     )
     judged = judge_claims(rows, n_bootstrap=n_bootstrap, seed=seed) if rows is not None else None
-    return at_a_glance(headline, judged), reference.describe()
+    return at_a_glance(headline, judged), reference.describe() + scale
 
 
 def glance_markdown(table: pd.DataFrame, run: str) -> str:
