@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -242,3 +243,30 @@ def test_the_shipped_reference_set_reproduces_two_of_its_cells_exactly(tmp_path)
     key = ["cell_id", "copy"]
     expected = evaluated[evaluated["cell_id"].isin(cheapest)][columns].sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(again[columns].sort_values(key).reset_index(drop=True), expected, check_dtype=False)
+
+
+def test_a_search_at_the_reference_protocol_gets_the_budget_gd_used_on_the_same_copies(packed):
+    import torch
+
+    from xrdnb.search_sweep import SearchSpec, at_reference_protocol
+    from xrdnb.sweep import prepare_cell
+
+    folder, _ = packed
+    reference = load_result_set(folder / "run")
+    evaluated = dict(SPEC.stages(folder / "run"))["evaluation"]
+    spec = SearchSpec(("U2Ti",), (0.02, 0.05), ("gradient_descent", "multistart"), constrained=(False,), n_copies=2)
+    tied = at_reference_protocol(spec, reference)
+    rows = reference.selection().rows
+    for cell in tied.cells():
+        gd = rows[(rows["noise_level"] == cell.noise_level) & (rows["loss"] == "cosine")]
+        assert cell.budget == int(np.ceil(gd["steps"].mean())) and cell.lr == gd["lr"].iloc[0]
+        (reference_cell,) = [c for c in evaluated if c.cell_id in set(gd["cell_id"])]
+        # the very copies of the reference cells: the draws depend on structure, noise, level, seed and copy only
+        assert torch.equal(prepare_cell(reference_cell)[2].lattice, prepare_cell(cell.sweep_cell())[2].lattice)
+    assert [c.budget for c in at_reference_protocol(spec, reference, budget_scale=10).cells()] == [
+        10 * c.budget for c in tied.cells()
+    ]
+    with pytest.raises(ValueError, match="no evaluated cosine cells for 2 search cells"):
+        at_reference_protocol(
+            SearchSpec(("BPO4",), (0.02, 0.05), ("gradient_descent",), constrained=(False,)), reference
+        )

@@ -103,3 +103,30 @@ def test_hyper_parameters_are_chosen_by_the_written_rule_on_a_separate_seed(tmp_
     tuned, chosen = tuning.tune(spec, {"multistart": {"restarts": [1, 2]}}, tmp_path, progress=False)
     assert set(chosen["method"]) == {"multistart"} and len(chosen) == len(spec.constrained)
     assert tuned.hyper_of("multistart")["restarts"] in (1, 2) and tuned.seeds == spec.seeds
+
+
+def test_the_larger_budget_goes_to_the_most_promising_methods_at_ten_times_every_budget():
+    import pandas as pd
+
+    from xrdnb.search_sweep import SearchSpec, larger_budget
+
+    spec = SearchSpec(
+        ("U2Ti",),
+        (0.1, 0.2),
+        ("gradient_descent", "multistart", "basin_hopping"),
+        budget=50,
+        budgets=(("U2Ti", 0.1, False, 40), ("U2Ti", 0.2, True, 70)),
+    )
+    table = pd.DataFrame(
+        {
+            "method": ["gradient_descent", "multistart", "basin_hopping"] * 2,
+            "recovered (%)": [10.0, 60.0, 40.0, 30.0, 20.0, 40.0],
+        }
+    )
+    big = larger_budget(spec, table)
+    assert big.methods == ("multistart", "basin_hopping")  # means 40 and 40: the spec's order breaks the tie
+    assert [c.budget for c in big.cells() if not c.constrained] == [400, 400, 500, 500]
+    assert {c.budget for c in big.cells() if c.constrained and c.noise_level == 0.2} == {700}
+    assert larger_budget(spec, table, n=1, scale=2).methods == ("multistart",)
+    with pytest.raises(ValueError, match="need n >= 1"):
+        larger_budget(spec, table, n=0)

@@ -43,7 +43,7 @@ EXPLANATIONS = {
     "cross-correlation half-width)",
     "amd_k": "the number of AMD neighbours k, which the SI does not give (100 here)",
 }
-"""The candidate explanations of a disagreeing cell, by key: the project's choices where the paper is silent."""
+"""The candidate explanations of a disagreeing cell by key, each a choice of the project where the paper is silent."""
 
 RULE = (
     "a cell disagrees when the paper's value lies outside our interval (same or opposite sign). Its likely explanation "

@@ -51,6 +51,7 @@ __all__ = [
     "Task",
     "tasks",
     "run_landscape_set",
+    "pack_landscape_set",
     "LandscapeSet",
     "load_landscape_set",
     "ROWS",
@@ -67,7 +68,7 @@ KINDS = {
     "cuts": "the symmetry-axis cuts, four losses",
     "energy": "CHGNet energy slices and the cosine slice of the same grid",
 }
-"""The landscapes of a set, by kind, with what each holds (chapter 3: the first four; chapter 5: energy)."""
+"""The landscapes of a set by kind, with what each holds; chapter 3 shows the first four, chapter 5 the last."""
 
 _ENERGY_CASES = (
     ("Au2S", "a", "b"),

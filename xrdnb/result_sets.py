@@ -444,7 +444,7 @@ class ResultSet:
         return None if selection is None else selection.rows
 
     def judged_relax(self) -> pd.DataFrame | None:
-        """The CHGNet relaxations of the copies (:attr:`relax_rows`) on a complete relax stage, else None."""
+        """The CHGNet relaxations of the copies (``relax_rows``) on a complete relax stage, else None."""
         return self.relax_rows if self.is_complete("relax") else None
 
     def selection(self):

@@ -47,6 +47,8 @@ __all__ = [
     "run_search_sweep",
     "load_search_results",
     "recovery_table",
+    "at_reference_protocol",
+    "larger_budget",
     "comparison_size",
 ]
 
@@ -133,7 +135,12 @@ class SearchCell:
 
 @dataclass(frozen=True)
 class SearchSpec:
-    """A grid of :class:`SearchCell` (:meth:`cells`): structures × levels × methods × free/constrained × seeds."""
+    """A grid of :class:`SearchCell` (:meth:`cells`): structures × levels × methods × free/constrained × seeds.
+
+    ``budget`` and ``lr`` hold for every cell unless ``budgets`` (``(structure, level, constrained,
+    evaluations)``) or ``lrs`` (``(constrained, lr)``) name another for its copies
+    (:func:`xrdnb.search_sweep.at_reference_protocol`).
+    """
 
     structures: tuple[str, ...]
     noise_levels: tuple[float, ...]
@@ -146,6 +153,8 @@ class SearchSpec:
     lr: float = 5e-3
     tol: float = 1e-4
     patience: int = 1000
+    budgets: tuple[tuple[str, float, bool, int], ...] = ()
+    lrs: tuple[tuple[bool, float], ...] = ()
 
     def hyper_of(self, method: str) -> dict[str, Any]:
         """The hyper-parameters of ``method``: :data:`DEFAULT_HYPER` updated by the spec's."""
@@ -153,6 +162,8 @@ class SearchSpec:
 
     def cells(self) -> list[SearchCell]:
         """Expand the grid in a fixed order (structure, level, method, free then constrained, seed)."""
+        budgets = {(s, round(float(lv), 6), bool(c)): int(n) for s, lv, c, n in self.budgets}
+        lrs = {bool(c): float(lr) for c, lr in self.lrs}
         return [
             SearchCell(
                 structure,
@@ -161,9 +172,9 @@ class SearchSpec:
                 constrained,
                 seed,
                 self.n_copies,
-                self.budget,
+                budgets.get((structure, round(float(level), 6), bool(constrained)), self.budget),
                 json.dumps(self.hyper_of(method), sort_keys=True),
-                lr=self.lr,
+                lr=lrs.get(bool(constrained), self.lr),
                 tol=self.tol,
                 patience=self.patience,
             )
@@ -265,6 +276,54 @@ def _in_worker(cell: SearchCell, device: str = "cpu") -> pd.DataFrame:
     return run_search_cell(cell, device)
 
 
+def at_reference_protocol(spec: SearchSpec, reference, *, budget_scale: int = 1) -> SearchSpec:
+    """``spec`` on the terms of SI-protocol gradient descent in a shipped result set (issue scope: equal budget).
+
+    ``reference`` is a :class:`xrdnb.result_sets.ResultSet` whose evaluation stage holds the
+    cosine lattice cells of ``spec``'s structures and levels (seed 0, ``spec.n_copies`` copies):
+    the same copies as the search cells. Each (structure, level, free or constrained) gets as its
+    budget the pattern evaluations that GD used there, the mean steps per copy rounded up, times
+    ``budget_scale`` (10 for the issue's larger budget), and the GD inside every method uses the
+    learning rates that run chose for free and constrained cosine. Raises ValueError, naming what
+    is missing, while the reference run lacks any of those cells.
+    """
+    import math
+
+    selection = reference.selection()
+    rows = selection.rows if selection is not None else pd.DataFrame()
+    if len(rows):
+        rows = rows[(rows["noise_type"] == "lattice") & (rows["loss"] == "cosine") & rows["seed"].isin(spec.seeds)]
+    cosine = rows
+    means = (
+        {
+            (name, round(float(level), 6), bool(constrained)): float(value)
+            for (name, level, constrained), value in cosine.groupby(["structure", "noise_level", "constrained"])[
+                "steps"
+            ]
+            .mean()
+            .items()
+        }
+        if len(cosine)
+        else {}
+    )
+    budgets, missing = [], []
+    for structure in spec.structures:
+        for level in spec.noise_levels:
+            for constrained in spec.constrained:
+                key = (structure, round(float(level), 6), bool(constrained))
+                if key not in means:
+                    missing.append(f"{structure} σ {level:g} {'constrained' if constrained else 'free'}")
+                    continue
+                budgets.append((structure, float(level), bool(constrained), budget_scale * math.ceil(means[key])))
+    if missing:
+        raise ValueError(
+            f"the reference run has no evaluated cosine cells for {len(missing)} search cells "
+            f"(e.g. {', '.join(missing[:3])}): {reference.coverage_text()}"
+        )
+    lrs = tuple(sorted({(bool(c), float(lr)) for c, lr in zip(cosine["constrained"], cosine["lr"], strict=True)}))
+    return replace(spec, budgets=tuple(budgets), lrs=lrs)
+
+
 def run_search_sweep(
     cells: SearchSpec | Sequence[SearchCell],
     results: str | os.PathLike,
@@ -348,6 +407,25 @@ def recovery_table(rows: pd.DataFrame, *, n_bootstrap: int = 1000, confidence: f
         line["seconds per copy"] = (part.groupby("cell_id")["seconds"].first() / part.groupby("cell_id").size()).mean()
         lines.append(line)
     return pd.DataFrame(lines)
+
+
+def larger_budget(spec: SearchSpec, table: pd.DataFrame, *, n: int = 2, scale: int = 10) -> SearchSpec:
+    """``spec`` for the ``n`` most promising methods of a finished comparison at ``scale`` × its budgets.
+
+    The most promising are those with the highest recovered rate of :func:`recovery_table`
+    ``table``, averaged over its levels and free/constrained rows (ties: the order of
+    ``spec.methods``). Every cell budget, the common one and those of ``budgets``, is multiplied.
+    """
+    if n < 1 or scale < 1:
+        raise ValueError(f"need n >= 1 and scale >= 1, got {n}, {scale}")
+    rates = table.groupby("method", sort=False)["recovered (%)"].mean().reindex(list(spec.methods))
+    ranked = sorted(spec.methods, key=lambda m: (-rates.fillna(-1.0)[m], spec.methods.index(m)))
+    return replace(
+        spec,
+        methods=tuple(ranked[:n]),
+        budget=spec.budget * scale,
+        budgets=tuple((s, lv, c, b * scale) for s, lv, c, b in spec.budgets),
+    )
 
 
 def comparison_size(spec: SearchSpec, measured: pd.DataFrame) -> pd.DataFrame:
