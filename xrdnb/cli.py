@@ -171,16 +171,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fail(command: str, message: str, *, one_line: bool = True) -> int:
+    """Print ``xrdnb COMMAND: error: MESSAGE`` on stderr (its first line only, unless not ``one_line``); exit 2."""
+    text = f"xrdnb {command}: error: {message}"
+    print(text.splitlines()[0] if one_line else text, file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
 def _run_sweep(args) -> int:
     from . import sweep as sw
     from .device import resolve_device
 
     if args.profile not in sw.PROFILES:
-        print(
-            f"xrdnb sweep: error: unknown profile {args.profile!r}; choose from {', '.join(sw.PROFILES)}",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
+        return _fail("sweep", f"unknown profile {args.profile!r}; choose from {', '.join(sw.PROFILES)}")
     spec = sw.PROFILES[args.profile]
     if args.config:
         try:
@@ -189,21 +192,18 @@ def _run_sweep(args) -> int:
             data = yaml.safe_load(args.config.read_text()) or {}
             spec = sw.SweepSpec.from_dict({**_spec_dict(spec), **data})
         except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
-            print(f"xrdnb sweep: error: {args.config}: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            return _fail("sweep", f"{args.config}: {exc}", one_line=False)
     try:
         spec = sw.with_overrides(
             spec, structures=args.structures, n_copies=args.n_copies, max_steps=args.max_steps, seeds=args.seeds
         )
     except ValueError as exc:
-        print(f"xrdnb sweep: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail("sweep", str(exc), one_line=False)
     results = args.results or Path("results") / args.profile
     try:
         device = resolve_device(args.device)
     except ValueError as exc:
-        print(f"xrdnb sweep: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail("sweep", str(exc), one_line=False)
     stages = spec.stages(results)  # with the learning-rate selection cells of a profile that has them
     if args.list:
         for name, part in stages:
@@ -223,8 +223,7 @@ def _run_sweep(args) -> int:
         grid = {c.cell_id: (name, c) for name, part in parts for c in part}
         unknown = [i for i in args.only if i not in grid]
         if unknown:
-            print(f"xrdnb sweep: error: not cells of this sweep: {', '.join(unknown)}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            return _fail("sweep", f"not cells of this sweep: {', '.join(unknown)}")
         only_runs: list[tuple[list, bool]] = []
         for name, part in parts:  # a batched stage reproduces a cell only with the rest of its batch
             named = {i for i in args.only if grid[i][0] == name}
@@ -268,8 +267,7 @@ def _run_sweep(args) -> int:
         else:
             rows = sw.run_stages(spec, results, **options)
     except (ValueError, OSError) as exc:
-        print(f"xrdnb sweep: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail("sweep", str(exc), one_line=False)
     n_cells = (
         sum(len(cells) for cells, _ in only_runs) if args.only else sum(len(p or []) for _, p in spec.stages(results))
     )
@@ -282,8 +280,7 @@ def _run_relax(args) -> int:
     from .device import resolve_device
 
     def error(message: str) -> int:
-        print(f"xrdnb relax: error: {message}".splitlines()[0], file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail("relax", message)
 
     if args.profile not in rs.PROFILES:
         return error(f"unknown profile {args.profile!r}; choose from {', '.join(rs.PROFILES)}")
@@ -337,11 +334,7 @@ def _run_landscapes(args) -> int:
     from . import landscape_sets as lsets
 
     if args.profile not in lsets.PROFILES:
-        print(
-            f"xrdnb landscapes: error: unknown profile {args.profile!r}; choose from {', '.join(lsets.PROFILES)}",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
+        return _fail("landscapes", f"unknown profile {args.profile!r}; choose from {', '.join(lsets.PROFILES)}")
     results = args.results or Path("results") / "landscapes"
     command = f"xrdnb landscapes --profile {args.profile} --results {results}"
     try:
@@ -355,8 +348,7 @@ def _run_landscapes(args) -> int:
             kinds=tuple(args.kinds or lsets.KINDS),
         )
     except (ValueError, OSError) as exc:
-        print(f"xrdnb landscapes: error: {exc}".splitlines()[0], file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail("landscapes", str(exc))
     print(f"{manifest['landscapes']['done']} of {manifest['landscapes']['total']} landscapes -> {results / lsets.ROWS}")
     return 0
 

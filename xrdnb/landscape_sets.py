@@ -41,6 +41,7 @@ from typing import Any
 
 import pandas as pd
 
+from .manifests import MANIFEST
 from .store import write_cell
 from .vocabulary import BENCHMARK_NAMES
 
@@ -59,7 +60,6 @@ __all__ = [
 ]
 
 ROWS = "landscape_rows.csv.gz"
-MANIFEST = "manifest.json"
 
 KINDS = {
     "fig_s2": "the 15 cosine slices of SI Fig. S2",
@@ -240,7 +240,7 @@ def pack_landscape_set(
 ) -> dict[str, Any]:
     """Gather the finished parts of ``spec`` in ``results`` into :data:`ROWS` and write the manifest."""
     from . import __version__
-    from .result_sets import _hardware, _sha256, _write_csv_gz
+    from .manifests import hardware, sha256, write_csv_gz
     from .run_record import _git_commit
 
     results = Path(results)
@@ -250,7 +250,7 @@ def pack_landscape_set(
     frames = [pd.read_csv(parts / f"{k}.csv") for k in done]
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["landscape", "task", "seconds"])
     rows_path = results / ROWS
-    _write_csv_gz(rows, rows_path)
+    write_csv_gz(rows, rows_path)
     seconds = {}
     if not rows.empty:
         per_task = rows.groupby(["landscape", "task"], sort=False)["seconds"].first()
@@ -262,11 +262,11 @@ def pack_landscape_set(
         "values": spec.values(),
         "package_version": __version__,
         "commit": _git_commit(Path(__file__).resolve().parent),
-        "hardware": _hardware(),
+        "hardware": hardware(),
         "landscapes": {"done": len(done), "total": len(keys)},
         "seconds": seconds,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "files": {ROWS: {"bytes": rows_path.stat().st_size, "sha256": _sha256(rows_path)}},
+        "files": {ROWS: {"bytes": rows_path.stat().st_size, "sha256": sha256(rows_path)}},
     }
     (results / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -341,17 +341,7 @@ class LandscapeSet:
 
 def load_landscape_set(path: str | os.PathLike) -> LandscapeSet:
     """Read a packed landscape set, refusing a rows file that does not match the manifest (size and SHA-256)."""
-    from .result_sets import _sha256
+    from .manifests import read_manifest
 
-    path = Path(path)
-    manifest_path = path / MANIFEST
-    if not manifest_path.exists():
-        raise FileNotFoundError(f"{manifest_path}: no manifest (compute the set with `xrdnb landscapes`)")
-    manifest = json.loads(manifest_path.read_text())
-    expected = manifest["files"][ROWS]
-    file = path / ROWS
-    if not file.exists():
-        raise FileNotFoundError(f"{file}: listed in the manifest but missing")
-    if file.stat().st_size != expected["bytes"] or _sha256(file) != expected["sha256"]:
-        raise ValueError(f"{file}: does not match the manifest (size or SHA-256); recompute or fetch it again")
-    return LandscapeSet(path, manifest, pd.read_csv(file))
+    manifest = read_manifest(path, "compute the set with `xrdnb landscapes`")
+    return LandscapeSet(Path(path), manifest, pd.read_csv(Path(path) / ROWS))

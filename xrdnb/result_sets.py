@@ -25,12 +25,8 @@ be packed at any time: the manifest says how far it got and the command that con
 from __future__ import annotations
 
 import datetime as _dt
-import gzip
-import hashlib
-import io
 import json
 import os
-import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .manifests import MANIFEST, hardware, read_manifest, sha256, write_csv_gz
 from .sweep import SweepSpec, is_finished, load_results, load_trajectories
 
 __all__ = [
@@ -53,7 +50,6 @@ __all__ = [
     "SI_RULE_SHARE",
 ]
 
-MANIFEST = "manifest.json"
 ROWS = "sweep_rows.csv.gz"
 LOSS = "sweep_loss.npz"
 RELAX = "relax_rows.csv.gz"
@@ -105,40 +101,6 @@ def coverage(spec: SweepSpec, results: str | os.PathLike) -> dict[str, dict[str,
     return out
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _hardware() -> dict[str, Any]:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError, AttributeError):
-        memory = float("nan")
-    import torch
-
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "memory_gib": round(memory, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-
-
 def _compute(rows: pd.DataFrame) -> list[dict[str, Any]]:
     """Compute per stage and noise type: cells, copies, copy-steps and the cells' summed seconds."""
     out: list[dict[str, Any]] = []
@@ -159,14 +121,6 @@ def _compute(rows: pd.DataFrame) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def _write_csv_gz(rows: pd.DataFrame, path: Path) -> None:
-    """``rows`` as a gzipped CSV; mtime 0 in the header, so the same rows give the same bytes."""
-    buffer = io.BytesIO()
-    rows.to_csv(buffer, index=False)
-    with gzip.GzipFile(path, "wb", mtime=0) as handle:
-        handle.write(buffer.getvalue())
 
 
 def pack_sweep(
@@ -215,7 +169,7 @@ def pack_sweep(
             trajectories[f"{cell.cell_id}.loss"] = np.asarray(traj["loss"], dtype=np.float32)
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     rows_path, loss_path = results / ROWS, results / LOSS
-    _write_csv_gz(rows, rows_path)
+    write_csv_gz(rows, rows_path)
     np.savez_compressed(loss_path, **trajectories)  # type: ignore[arg-type]
     packed = [rows_path, loss_path]
     relax_cover = None
@@ -232,7 +186,7 @@ def pack_sweep(
             "copies_total": int(sum(c.n_copies for c in cells)),
         }
         if len(relax_rows):
-            _write_csv_gz(relax_rows, results / RELAX)
+            write_csv_gz(relax_rows, results / RELAX)
             packed.append(results / RELAX)
     if runs is None:
         log = results / "runs.json"
@@ -251,7 +205,7 @@ def pack_sweep(
         "package_version": __version__,
         "packed_at_commit": _git_commit(Path(__file__).resolve().parent),
         "runs": runs,
-        "hardware": _hardware(),
+        "hardware": hardware(),
         "relax_command": None if relax_spec is None else f"xrdnb relax --profile {profile} {results}",
         "relax_values": None
         if relax_spec is None
@@ -261,7 +215,7 @@ def pack_sweep(
         "learning_rate_rule": _rule_text(),
         "learning_rates": selection,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "files": {path.name: {"bytes": path.stat().st_size, "sha256": _sha256(path)} for path in packed},
+        "files": {path.name: {"bytes": path.stat().st_size, "sha256": sha256(path)} for path in packed},
     }
     (results / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -475,16 +429,7 @@ class ResultSet:
 def load_result_set(path: str | os.PathLike) -> ResultSet:
     """Read a packed result set, refusing files that do not match the manifest (size and SHA-256)."""
     path = Path(path)
-    manifest_path = path / MANIFEST
-    if not manifest_path.exists():
-        raise FileNotFoundError(f"{manifest_path}: no manifest (pack the folder with xrdnb.result_sets.pack_sweep)")
-    manifest = json.loads(manifest_path.read_text())
-    for name, expected in manifest["files"].items():
-        file = path / name
-        if not file.exists():
-            raise FileNotFoundError(f"{file}: listed in the manifest but missing")
-        if file.stat().st_size != expected["bytes"] or _sha256(file) != expected["sha256"]:
-            raise ValueError(f"{file}: does not match the manifest (size or SHA-256); re-pack or fetch it again")
+    manifest = read_manifest(path, "pack the folder with xrdnb.result_sets.pack_sweep")
     rows = pd.read_csv(path / ROWS) if (path / ROWS).stat().st_size > 20 else pd.DataFrame()
     relax = pd.read_csv(path / RELAX) if RELAX in manifest["files"] else pd.DataFrame()
     return ResultSet(path, manifest, rows, relax)
