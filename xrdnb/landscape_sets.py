@@ -60,6 +60,7 @@ __all__ = [
 ]
 
 ROWS = "landscape_rows.csv.gz"
+"""The file of a landscape set that holds its rows, one per landscape, loss and grid."""
 
 KINDS = {
     "fig_s2": "the 15 cosine slices of SI Fig. S2",
