@@ -270,3 +270,23 @@ def test_a_search_at_the_reference_protocol_gets_the_budget_gd_used_on_the_same_
         at_reference_protocol(
             SearchSpec(("BPO4",), (0.02, 0.05), ("gradient_descent",), constrained=(False,)), reference
         )
+
+
+def test_the_searches_on_the_same_copies_are_packed_with_the_command_that_computes_them(packed, tmp_path):
+    import shutil
+
+    from xrdnb import search_sweep, store
+    from xrdnb.result_sets import SEARCH, SEARCH_COMMAND, pack_sweep
+
+    folder, _ = packed
+    work = tmp_path / "run"
+    shutil.copytree(folder / "run", work)
+    assert pack_sweep(SPEC, work, command="c")["search_command"] is None  # no search cells yet
+    cells = search_sweep.SearchSpec(("U2Ti",), (0.05,), ("multistart",), constrained=(False,), n_copies=2).cells()
+    rows = pd.DataFrame({"cell_id": cells[0].cell_id, "method": "multistart", "copy": [0, 1], "recovered": [1, 0]})
+    store.write_cell(search_sweep.cell_path(work, cells[0]), rows)
+    manifest = pack_sweep(SPEC, work, command="c")
+    assert SEARCH in manifest["files"] and manifest["search_command"] == SEARCH_COMMAND
+    loaded = load_result_set(work)
+    assert loaded.search_rows["recovered"].tolist() == [1, 0] and loaded.search_rows["cell_id"].nunique() == 1
+    assert load_result_set(folder / "run").search_rows.empty

@@ -130,3 +130,22 @@ def test_the_larger_budget_goes_to_the_most_promising_methods_at_ten_times_every
     assert larger_budget(spec, table, n=1, scale=2).methods == ("multistart",)
     with pytest.raises(ValueError, match="need n >= 1"):
         larger_budget(spec, table, n=0)
+
+
+def test_budget_multiples_are_relative_to_gradient_descent_on_the_same_copies():
+    import pandas as pd
+
+    from xrdnb.search_sweep import budget_multiple
+
+    rows = pd.DataFrame(
+        {
+            "structure": ["A", "A", "A", "B", "B"],
+            "noise_level": [0.1] * 5,
+            "seed": [0] * 5,
+            "constrained": [False] * 5,
+            "method": ["gradient_descent", "multistart", "multistart", "multistart", "gradient_descent"],
+            "budget": [40, 40, 400, 70, 70],
+        }
+    )
+    assert budget_multiple(rows).tolist() == [1.0, 1.0, 10.0, 1.0, 1.0]
+    assert budget_multiple(rows[rows["structure"] == "A"].iloc[1:]).isna().all()  # no GD cell to compare with

@@ -46,6 +46,8 @@ __all__ = [
     "ROWS",
     "LOSS",
     "RELAX",
+    "SEARCH",
+    "SEARCH_COMMAND",
     "STOP_LABELS",
     "SI_RULE_SHARE",
 ]
@@ -54,6 +56,10 @@ ROWS = "sweep_rows.csv.gz"
 LOSS = "sweep_loss.npz"
 RELAX = "relax_rows.csv.gz"
 """The file of a result set that holds the CHGNet relaxations of its copies (one row per copy)."""
+SEARCH = "search_rows.csv.gz"
+"""The file of a result set that holds the searches of chapter 8 on its copies (one row per copy and cell)."""
+SEARCH_COMMAND = "python tools/build_book.py --profile paper --only 08_beyond_gradient_descent"
+"""How the searches of a result set are computed: chapter 8 at the ``paper`` profile (:mod:`xrdnb.search_sweep`)."""
 
 STOP_LABELS = {
     "converged": "SI rule (%)",
@@ -188,6 +194,12 @@ def pack_sweep(
         if len(relax_rows):
             write_csv_gz(relax_rows, results / RELAX)
             packed.append(results / RELAX)
+    from .search_sweep import finished_rows
+
+    search_rows = finished_rows(results)
+    if len(search_rows):
+        write_csv_gz(search_rows, results / SEARCH)
+        packed.append(results / SEARCH)
     if runs is None:
         log = results / "runs.json"
         runs = json.loads(log.read_text()) if log.exists() else []
@@ -207,6 +219,7 @@ def pack_sweep(
         "runs": runs,
         "hardware": hardware(),
         "relax_command": None if relax_spec is None else f"xrdnb relax --profile {profile} {results}",
+        "search_command": SEARCH_COMMAND if len(search_rows) else None,
         "relax_values": None
         if relax_spec is None
         else {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(relax_spec).items()},
@@ -231,13 +244,15 @@ def _rule_text() -> str:
 class ResultSet:
     """A loaded result set: ``rows`` (one per copy, with ``stage``), the ``manifest`` and the trajectories.
 
-    ``relax_rows`` are the CHGNet relaxations of the same copies (empty when none were packed).
+    ``relax_rows`` are the CHGNet relaxations of the same copies, ``search_rows`` the searches of
+    chapter 8 on them (each empty when none were packed).
     """
 
     path: Path
     manifest: dict[str, Any]
     rows: pd.DataFrame
     relax_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
+    search_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
     _loss: Any = field(default=None, repr=False)
 
     def evaluated(self) -> pd.DataFrame:
@@ -431,5 +446,5 @@ def load_result_set(path: str | os.PathLike) -> ResultSet:
     path = Path(path)
     manifest = read_manifest(path, "pack the folder with xrdnb.result_sets.pack_sweep")
     rows = pd.read_csv(path / ROWS) if (path / ROWS).stat().st_size > 20 else pd.DataFrame()
-    relax = pd.read_csv(path / RELAX) if RELAX in manifest["files"] else pd.DataFrame()
-    return ResultSet(path, manifest, rows, relax)
+    relax, search = (pd.read_csv(path / f) if f in manifest["files"] else pd.DataFrame() for f in (RELAX, SEARCH))
+    return ResultSet(path, manifest, rows, relax, search)

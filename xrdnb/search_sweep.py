@@ -46,6 +46,8 @@ __all__ = [
     "run_search_cell",
     "run_search_sweep",
     "load_search_results",
+    "finished_rows",
+    "budget_multiple",
     "recovery_table",
     "at_reference_protocol",
     "larger_budget",
@@ -376,6 +378,28 @@ def load_search_results(results: str | os.PathLike, cells: Sequence[SearchCell])
     """Rows of the finished ``cells``, in their order."""
     paths = [cell_path(results, c) for c in cells if is_finished(results, c)]
     return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True) if paths else pd.DataFrame()
+
+
+def finished_rows(results: str | os.PathLike) -> pd.DataFrame:
+    """Rows of every finished search cell under ``<results>/search``, whatever grid it belongs to, by cell id.
+
+    A cell's CSV appears only when whole (:func:`xrdnb.store.write_cell`), so every CSV there is a
+    finished cell: a result set packs them all (the comparison and its larger budget alike).
+    """
+    paths = sorted((Path(results) / "search").glob("*.csv"))
+    return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True) if paths else pd.DataFrame()
+
+
+def budget_multiple(rows: pd.DataFrame) -> pd.Series:
+    """Each row's budget as a multiple of plain gradient descent's on the same copies (1 or 10 in a comparison).
+
+    The reference is the ``gradient_descent`` cell of the same structure, level, seed and free or
+    constrained setting (its budget is the equal budget); NaN where there is none.
+    """
+    keys = ["structure", "noise_level", "seed", "constrained"]
+    gd = rows[rows["method"] == "gradient_descent"].groupby(keys)["budget"].min().rename("gd_budget")
+    merged = rows[keys + ["budget"]].join(gd, on=keys)
+    return (merged["budget"] / merged["gd_budget"]).rename("budget ×")
 
 
 def recovery_table(rows: pd.DataFrame, *, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0):
