@@ -236,7 +236,7 @@ def test_the_shipped_reference_set_reproduces_two_of_its_cells_exactly(tmp_path)
     command = shlex.split(reference.manifest["command"])
     assert command[:2] == ["xrdnb", "sweep"] and "--results" in command
     command[command.index("--results") + 1] = str(tmp_path)
-    out = run_xrdnb(*command[2:], "--quiet", "--only", *cheapest)
+    out = run_xrdnb(*command[1:], "--quiet", "--only", *cheapest)
     assert out.returncode == 0, out.stderr
     again = pd.concat([pd.read_csv(tmp_path / "cells" / f"{i}.csv") for i in cheapest])
     columns = [c for c in again.columns if c != "seconds"]
