@@ -59,7 +59,7 @@ RELAX = "relax_rows.csv.gz"
 SEARCH = "search_rows.csv.gz"
 """The file of a result set that holds the searches of chapter 8 on its copies (one row per copy and cell)."""
 SEARCH_COMMAND = "python tools/build_book.py --profile paper --only 08_beyond_gradient_descent"
-"""How the searches of a result set are computed: chapter 8 at the ``paper`` profile (:mod:`xrdnb.search_sweep`)."""
+"""How the searches of a result set are computed, by chapter 8 at the ``paper`` profile (:mod:`xrdnb.search_sweep`)."""
 
 STOP_LABELS = {
     "converged": "SI rule (%)",
