@@ -1,4 +1,4 @@
-"""Command line: ``xrdnb peaks``, ``xrdnb pattern``, ``xrdnb sweep`` and ``xrdnb relax``.
+"""Command line: ``xrdnb peaks``, ``xrdnb pattern``, ``xrdnb sweep``, ``xrdnb relax`` and ``xrdnb landscapes``.
 
 Every command takes many structures (CIF paths or benchmark names). A structure that
 cannot be used gives one line on stderr naming it and the problem; the others are still
