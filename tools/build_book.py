@@ -21,7 +21,7 @@ Pipeline
    (figures, data the chapters link to).
    The front page's "reproduction at a glance" (``book/at-a-glance.txt`` in the stage, which
    ``book/index.md`` includes) is computed from the shipped reference run, ``results/reference``:
-   each claim judged by its written rule (:func:`xrdnb.headline.reference_at_a_glance`; claim 5 on
+   each claim judged by its written rule (:func:`xrdnb.headline.reference_at_a_glance`; claim 3b on
    the shipped landscape set, ``results/landscapes``).
 4. Each chapter is executed exactly once with papermill (kernel ``python3``, working
    directory = the repository's ``notebooks/`` folder, so relative paths behave as in

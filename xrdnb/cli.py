@@ -178,12 +178,16 @@ def _fail(command: str, message: str, *, one_line: bool = True) -> int:
     return EXIT_BAD_INPUT
 
 
+def _unknown_profile(command: str, profile: str, profiles) -> int:
+    return _fail(command, f"unknown profile {profile!r}; choose from {', '.join(profiles)}")
+
+
 def _run_sweep(args) -> int:
     from . import sweep as sw
     from .device import resolve_device
 
     if args.profile not in sw.PROFILES:
-        return _fail("sweep", f"unknown profile {args.profile!r}; choose from {', '.join(sw.PROFILES)}")
+        return _unknown_profile("sweep", args.profile, sw.PROFILES)
     spec = sw.PROFILES[args.profile]
     if args.config:
         try:
@@ -283,7 +287,7 @@ def _run_relax(args) -> int:
         return _fail("relax", message)
 
     if args.profile not in rs.PROFILES:
-        return error(f"unknown profile {args.profile!r}; choose from {', '.join(rs.PROFILES)}")
+        return _unknown_profile("relax", args.profile, rs.PROFILES)
     spec = rs.PROFILES[args.profile]
     try:
         if args.config:
@@ -334,7 +338,7 @@ def _run_landscapes(args) -> int:
     from . import landscape_sets as lsets
 
     if args.profile not in lsets.PROFILES:
-        return _fail("landscapes", f"unknown profile {args.profile!r}; choose from {', '.join(lsets.PROFILES)}")
+        return _unknown_profile("landscapes", args.profile, lsets.PROFILES)
     results = args.results or Path("results") / "landscapes"
     command = f"xrdnb landscapes --profile {args.profile} --results {results}"
     try:

@@ -151,12 +151,12 @@ def _span(spec: LandscapeSpec) -> dict[str, Any]:
     return dict(length_span=spec.length_span, angle_span=spec.angle_span)
 
 
-def tasks(spec: LandscapeSpec, *, device: str = "cpu", relax_results: str | os.PathLike | None = None) -> list[Task]:
+def tasks(spec: LandscapeSpec, *, device: str = "cpu", relax_results: str | os.PathLike = "truths") -> list[Task]:
     """The landscapes of ``spec`` in a fixed order, each a :class:`Task`.
 
     ``device`` is CHGNet's (energy slices); ``relax_results`` the folder where the relaxed ground
-    truths of the energy slices are kept (:func:`xrdnb.relax_sweep.relaxed_truths`; default a
-    ``truths`` folder of the set).
+    truths of the energy slices are kept (:func:`xrdnb.relax_sweep.relaxed_truths`;
+    :func:`run_landscape_set` uses the set's ``truths`` folder).
     """
     from . import landscape as ls
     from . import landscape_tables as lt
@@ -164,13 +164,9 @@ def tasks(spec: LandscapeSpec, *, device: str = "cpu", relax_results: str | os.P
     grid: dict[str, Any] = dict(chunk_size=64, dtype=spec.dtype, **_span(spec))
     losses: dict[str, Any] = dict(cc_half_width=spec.cc_half_width, **grid)
 
-    def fig_s2() -> pd.DataFrame:
-        slices = lt.pair_slices(spec.s2_structure, n=spec.s2_grid, **grid)
-        return lt.resolution_table(slices, ls.nested_grids(spec.s2_grid), losses=["cosine"])
-
-    def fig_s3(name: str, p1: str, p2: str) -> pd.DataFrame:
-        slices = lt.pair_slices(name, pairs=[(p1, p2)], n=spec.s3_grid, **grid)
-        return lt.resolution_table(slices, ls.nested_grids(spec.s3_grid), losses=["cosine"])
+    def cosine_slices(name: str, pairs, n: int) -> pd.DataFrame:  # pairs None: all 15 (Fig. S2)
+        slices = lt.pair_slices(name, pairs=pairs, n=n, **grid)
+        return lt.resolution_table(slices, ls.nested_grids(n), losses=["cosine"])
 
     def rough(name: str) -> pd.DataFrame:
         slices = lt.loss_slices([name], spec.pair, n=max(spec.roughness_grids), **losses)
@@ -184,22 +180,25 @@ def tasks(spec: LandscapeSpec, *, device: str = "cpu", relax_results: str | os.P
         from . import relax_tables as rt
         from .structures import crystal_family, load_structure
 
-        folder = Path(relax_results) if relax_results is not None else Path("truths")
-        truths = rs.relaxed_truths([name], folder, rs.PROFILES[spec.relax_profile], device=device)
+        truths = rs.relaxed_truths([name], relax_results, rs.PROFILES[spec.relax_profile], device=device)
         slices = rt.energy_landscapes([(name, p1, p2)], n=spec.energy_grid, device=device, **_span(spec))
         rows = rt.energy_resolution_table(slices, truths, ls.nested_grids(spec.energy_grid))
         return rows.assign(family=crystal_family(load_structure(name)))
 
-    out = [Task("fig_s2", f"fig_s2_{spec.s2_structure}", fig_s2)]
-    out += [Task("fig_s3", f"fig_s3_{n}_{a}_{b}", partial(fig_s3, n, a, b)) for n, a, b in spec.s3_cases]
+    out = [Task("fig_s2", f"fig_s2_{spec.s2_structure}", partial(cosine_slices, spec.s2_structure, None, spec.s2_grid))]
+    out += [
+        Task("fig_s3", f"fig_s3_{n}_{a}_{b}", partial(cosine_slices, n, [(a, b)], spec.s3_grid))
+        for n, a, b in spec.s3_cases
+    ]
     out += [Task("roughness", f"roughness_{n}", partial(rough, n)) for n in spec.structures]
     out += [Task("cuts", f"cuts_{n}", partial(cuts, n)) for n in spec.cut_structures]
     out += [Task("energy", f"energy_{n}_{a}_{b}", partial(energy, n, a, b)) for n, a, b in spec.energy_cases]
     return out
 
 
-def _parts(results: Path, spec: LandscapeSpec) -> Path:
-    return results / "parts" / spec.digest()
+def _part(results: Path, spec: LandscapeSpec, key: str) -> Path:
+    """The file of one finished landscape of ``spec`` (its parts live in a folder of their values)."""
+    return results / "parts" / spec.digest() / f"{key}.csv"
 
 
 def run_landscape_set(
@@ -225,14 +224,13 @@ def run_landscape_set(
     if unknown:
         raise ValueError(f"unknown landscape kinds {sorted(unknown)}; choose from {', '.join(KINDS)}")
     results = Path(results)
-    parts = _parts(results, spec)
     todo = [t for t in tasks(spec, device=device, relax_results=results / "truths") if t.kind in kinds]
-    todo = [t for t in todo if not (parts / f"{t.key}.csv").exists()]
+    todo = [t for t in todo if not _part(results, spec, t.key).exists()]
     for task in tqdm(todo, desc="landscapes", disable=not progress):
         start = time.perf_counter()
         rows = task.compute()
         rows = rows.assign(landscape=task.kind, task=task.key, seconds=round(time.perf_counter() - start, 2))
-        write_cell(parts / f"{task.key}.csv", rows)
+        write_cell(_part(results, spec, task.key), rows)
     return pack_landscape_set(spec, results, command=command, profile=profile)
 
 
@@ -245,10 +243,9 @@ def pack_landscape_set(
     from .run_record import _git_commit
 
     results = Path(results)
-    parts = _parts(results, spec)
     keys = [t.key for t in tasks(spec)]
-    done = [k for k in keys if (parts / f"{k}.csv").exists()]
-    frames = [pd.read_csv(parts / f"{k}.csv") for k in done]
+    done = [k for k in keys if _part(results, spec, k).exists()]
+    frames = [pd.read_csv(_part(results, spec, k)) for k in done]
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["landscape", "task", "seconds"])
     rows_path = results / ROWS
     write_csv_gz(rows, rows_path)

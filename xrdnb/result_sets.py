@@ -261,7 +261,10 @@ class ResultSet:
 
     def selection_rows(self) -> pd.DataFrame:
         """The learning-rate selection copies (never reported by the tables)."""
-        return self.rows[self.rows["stage"] == "selection"].reset_index(drop=True)
+        return self._stage_rows("selection").reset_index(drop=True)
+
+    def _stage_rows(self, stage: str) -> pd.DataFrame:
+        return self.rows[self.rows["stage"] == stage] if len(self.rows) else self.rows
 
     def loss_trajectory(self, cell_id: str) -> tuple[np.ndarray, np.ndarray]:
         """``(steps (R,), loss (R, copies))`` of one cell."""
@@ -307,7 +310,7 @@ class ResultSet:
 
     def budget_stops(self, stage: str = "evaluation") -> pd.DataFrame:
         """The cells of ``stage`` with copies not stopped by the SI rule: how many hit the budget or went invalid."""
-        rows = self.rows[self.rows["stage"] == stage] if len(self.rows) else self.rows
+        rows = self._stage_rows(stage)
         if rows.empty:
             return pd.DataFrame()
         keys = ["cell_id", "structure", "noise_type", "noise_level", "loss", "constrained", "lr"]
@@ -321,7 +324,7 @@ class ResultSet:
 
     def stopping_check(self, stage: str = "evaluation", share: float = SI_RULE_SHARE) -> str:
         """One line: the share of ``stage``'s copies stopped by the SI rule against ``share``; cells that did not."""
-        rows = self.rows[self.rows["stage"] == stage] if len(self.rows) else self.rows
+        rows = self._stage_rows(stage)
         if rows.empty:
             return f"{stage}: no finished copies yet"
         stopped = float(rows["stop_reason"].eq("converged").mean())

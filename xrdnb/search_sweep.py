@@ -135,6 +135,11 @@ class SearchCell:
         )
 
 
+def _copies_key(structure: str, level: float, constrained: bool) -> tuple[str, float, bool]:
+    """Which copies and setting a budget or rate belongs to: structure, level (to 1e-6), free or constrained."""
+    return structure, round(float(level), 6), bool(constrained)
+
+
 @dataclass(frozen=True)
 class SearchSpec:
     """A grid of :class:`SearchCell` (:meth:`cells`): structures × levels × methods × free/constrained × seeds.
@@ -164,7 +169,7 @@ class SearchSpec:
 
     def cells(self) -> list[SearchCell]:
         """Expand the grid in a fixed order (structure, level, method, free then constrained, seed)."""
-        budgets = {(s, round(float(lv), 6), bool(c)): int(n) for s, lv, c, n in self.budgets}
+        budgets = {_copies_key(s, lv, c): int(n) for s, lv, c, n in self.budgets}
         lrs = {bool(c): float(lr) for c, lr in self.lrs}
         return [
             SearchCell(
@@ -174,7 +179,7 @@ class SearchSpec:
                 constrained,
                 seed,
                 self.n_copies,
-                budgets.get((structure, round(float(level), 6), bool(constrained)), self.budget),
+                budgets.get(_copies_key(structure, level, constrained), self.budget),
                 json.dumps(self.hyper_of(method), sort_keys=True),
                 lr=lrs.get(bool(constrained), self.lr),
                 tol=self.tol,
@@ -293,26 +298,20 @@ def at_reference_protocol(spec: SearchSpec, reference, *, budget_scale: int = 1)
 
     selection = reference.selection()
     rows = selection.rows if selection is not None else pd.DataFrame()
-    if len(rows):
-        rows = rows[(rows["noise_type"] == "lattice") & (rows["loss"] == "cosine") & rows["seed"].isin(spec.seeds)]
-    cosine = rows
-    means = (
-        {
-            (name, round(float(level), 6), bool(constrained)): float(value)
-            for (name, level, constrained), value in cosine.groupby(["structure", "noise_level", "constrained"])[
-                "steps"
-            ]
-            .mean()
-            .items()
-        }
-        if len(cosine)
-        else {}
+    cosine = (
+        rows[(rows["noise_type"] == "lattice") & (rows["loss"] == "cosine") & rows["seed"].isin(spec.seeds)]
+        if len(rows)
+        else rows
     )
+    means = {}
+    if len(cosine):
+        steps = cosine.groupby(["structure", "noise_level", "constrained"])["steps"].mean()
+        means = {_copies_key(*key): float(value) for key, value in steps.items()}
     budgets, missing = [], []
     for structure in spec.structures:
         for level in spec.noise_levels:
             for constrained in spec.constrained:
-                key = (structure, round(float(level), 6), bool(constrained))
+                key = _copies_key(structure, level, constrained)
                 if key not in means:
                     missing.append(f"{structure} σ {level:g} {'constrained' if constrained else 'free'}")
                     continue
@@ -376,8 +375,7 @@ def run_search_sweep(
 
 def load_search_results(results: str | os.PathLike, cells: Sequence[SearchCell]) -> pd.DataFrame:
     """Rows of the finished ``cells``, in their order."""
-    paths = [cell_path(results, c) for c in cells if is_finished(results, c)]
-    return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True) if paths else pd.DataFrame()
+    return _read_cells([cell_path(results, c) for c in cells if is_finished(results, c)])
 
 
 def finished_rows(results: str | os.PathLike) -> pd.DataFrame:
@@ -386,7 +384,11 @@ def finished_rows(results: str | os.PathLike) -> pd.DataFrame:
     A cell's CSV appears only when whole (:func:`xrdnb.store.write_cell`), so every CSV there is a
     finished cell: a result set packs them all (the comparison and its larger budget alike).
     """
-    paths = sorted((Path(results) / "search").glob("*.csv"))
+    return _read_cells(sorted((Path(results) / "search").glob("*.csv")))
+
+
+def _read_cells(paths: Sequence[Path]) -> pd.DataFrame:
+    """The rows of these cell CSVs, in order (empty without any)."""
     return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True) if paths else pd.DataFrame()
 
 

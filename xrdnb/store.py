@@ -99,11 +99,8 @@ def claim(path: Path) -> bool:
         try:
             fd = os.open(claim_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            try:
-                holder = json.loads(claim_path.read_text() or "{}")
-            except (OSError, ValueError):
-                holder = {}
-            if holder.get("host") == mine["host"] and holder.get("pid") == mine["pid"]:
+            holder = _holder(claim_path)
+            if _is_this_process(holder):
                 return True
             if not holder:  # being written right now, or left empty by a crash long ago
                 try:
@@ -124,16 +121,22 @@ def claim(path: Path) -> bool:
     return False
 
 
+def _holder(claim_path: Path) -> dict:
+    """Who holds a claim (``host``, ``pid``, ``token``); empty when the file is missing, empty or unreadable."""
+    try:
+        return json.loads(claim_path.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def _is_this_process(holder: dict) -> bool:
+    return holder.get("host") == socket.gethostname() and holder.get("pid") == os.getpid()
+
+
 def release(path: Path) -> None:
     """Drop this process's claim of the cell of CSV ``path`` (nothing if there is none, or another's)."""
     claim_path = Path(path).with_suffix(".claim")
-    try:
-        holder = json.loads(claim_path.read_text() or "{}")
-    except FileNotFoundError:
-        return
-    except (OSError, ValueError):
-        holder = {}
-    if holder.get("host") == socket.gethostname() and holder.get("pid") == os.getpid():
+    if _is_this_process(_holder(claim_path)):
         claim_path.unlink(missing_ok=True)
 
 
